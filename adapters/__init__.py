@@ -1,0 +1,1 @@
+"""Adapters between framework models and the reference's canonical layout (see ``adapters.registry``)."""

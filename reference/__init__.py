@@ -1,0 +1,1 @@
+"""Float64 NumPy reference: forward and hand-written backward for recurrent models."""
