@@ -7,12 +7,12 @@ returns what TensorFlow computed, in canonical names.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 from adapters import tables
+from adapters.tf_import import import_tf
 from reference.layout import RNN_PREFIX, check_params
 from reference.spec import Batch, SequenceSpec
 
@@ -20,10 +20,7 @@ FRAMEWORK = "tensorflow"
 
 
 def _import() -> tuple[Any, Any]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-    import tensorflow as tf
-    return tf, keras
+    return import_tf()
 
 
 def versions() -> dict[str, str]:

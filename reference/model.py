@@ -84,3 +84,12 @@ def evaluate(spec: SequenceSpec, params: dict, batch: Batch) -> Results:
 def loss_only(spec: SequenceSpec, params: dict, batch: Batch) -> float:
     """The scalar loss (for finite differences)."""
     return float(forward(spec, params, batch)[0]["loss"]["loss"])
+
+
+def time_axis(spec: SequenceSpec, quantity: str, name: str) -> int | None:
+    """The time axis of a result tensor, or None when it has none."""
+    if (quantity, name) in (("output", "hidden"), ("gradient", "inputs")):
+        return 1
+    if (quantity, name) == ("output", "prediction") and spec.return_sequences:
+        return 1
+    return None

@@ -1,0 +1,1 @@
+"""Cross-framework equivalence verifier for recurrent networks: ``python -m verify``."""

@@ -1,0 +1,69 @@
+"""The comparison engine: walks nested results by path and measures each tensor's disagreement."""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from verify.report import Allowance, Check
+
+Results = dict[str, dict[str, np.ndarray]]
+
+
+def paths(results: Results) -> Iterator[tuple[str, str]]:
+    """Every (quantity, name) in a nested result, in a stable order."""
+    for quantity in results:
+        for name in results[quantity]:
+            yield quantity, name
+
+
+def compare_tensor(framework: str, against: str, quantity: str, name: str, x: np.ndarray, ref: np.ndarray,
+                   allowance: Allowance, dtype: str, time_axis: int | None = None,
+                   gates: tuple[str, ...] = ()) -> Check:
+    """Measure ``x`` against ``ref`` (both upcast to float64 before differencing)."""
+    x = np.asarray(x, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if x.shape != ref.shape:
+        return Check(framework, against, quantity, name, tuple(ref.shape), dtype, float("inf"), None, float("inf"),
+                     (), ref.size, ref.size, Allowance(allowance.atol, allowance.rtol,
+                                                      f"shape {x.shape} where {ref.shape} was expected", allowance.rule),
+                     False)
+    finite = np.isfinite(x)
+    diff = np.where(finite, np.abs(x - ref), np.inf)
+    bad = diff > allowance.atol + allowance.rtol * np.abs(ref)
+    where = tuple(int(i) for i in np.unravel_index(np.argmax(diff), diff.shape)) if diff.size else ()
+    max_abs = float(diff.max()) if diff.size else 0.0
+    nonzero = ref != 0
+    if np.any(~nonzero & (diff > 0)):
+        max_rel = None
+    else:
+        max_rel = float(np.max(diff[nonzero] / np.abs(ref[nonzero]))) if np.any(nonzero) else 0.0
+    spacing = np.spacing(np.abs(ref).astype(dtype)).astype(np.float64)
+    ulp = float(np.max(diff / spacing)) if diff.size else 0.0
+    first_bad_step = None
+    if time_axis is not None and bad.any():
+        per_step = bad.any(axis=tuple(a for a in range(bad.ndim) if a != time_axis))
+        first_bad_step = int(np.argmax(per_step))
+    gate, bad_gates = None, ()
+    if gates and ref.ndim >= 1 and diff.size:
+        block = ref.shape[-1] // len(gates)
+        gate = gates[where[-1] // block]
+        cols = np.nonzero(bad.reshape(-1, ref.shape[-1]).any(axis=0))[0]
+        bad_gates = tuple(dict.fromkeys(gates[c // block] for c in cols))
+    return Check(framework, against, quantity, name, tuple(ref.shape), dtype, max_abs, max_rel, ulp, where,
+                 int(bad.sum()), int(ref.size), allowance, not bad.any(), first_bad_step, gate, bad_gates)
+
+
+def compare_results(framework: str, against: str, results: Results, ref: Results,
+                    allowance: Callable[[str, str], Allowance], dtype: str,
+                    time_axis: Callable[[str, str], int | None],
+                    gates: Callable[[str, str], tuple[str, ...]]) -> list[Check]:
+    """One check per tensor of ``ref``; a tensor the framework did not produce is an error in its adapter."""
+    checks = []
+    for quantity, name in paths(ref):
+        if name not in results.get(quantity, {}):
+            raise ValueError(f"{framework} results lack {quantity}/{name}")
+        checks.append(compare_tensor(framework, against, quantity, name, results[quantity][name], ref[quantity][name],
+                                     allowance(quantity, name), dtype, time_axis(quantity, name),
+                                     gates(quantity, name)))
+    return checks

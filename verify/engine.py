@@ -1,0 +1,146 @@
+"""One ``compare``: build each framework's model, read it back, run it, and check it against the reference."""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from adapters import registry
+from reference import layout, model
+from reference.params import init_params
+from reference.spec import Batch, SequenceSpec
+from verify import tolerance, zoo
+from verify.compare import Results, compare_results, compare_tensor
+from verify.report import Allowance, Check, Report
+
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class FrameworkRun:
+    """What one framework produced: the weights read back from its model and its own results."""
+
+    framework: str
+    extracted: dict[str, np.ndarray]
+    results: Results
+
+
+def run_framework(framework: str, spec: SequenceSpec, params: dict, batch: Batch, dtype: str) -> FrameworkRun:
+    """Build the framework's model from ``params``, read its weights back, and run it on ``batch``."""
+    adapter = registry.get(framework)
+    built = adapter.build(spec, params, dtype)
+    return FrameworkRun(framework, adapter.extract(built), adapter.run(built, spec, batch, dtype))
+
+
+def seen_by(batch: Batch, dtype: str) -> Batch:
+    """The batch as a ``dtype`` framework sees it, upcast again to float64 for the reference."""
+    return batch.astype(np.dtype(dtype)).astype(np.float64)
+
+
+def reference_and_allowances(spec: SequenceSpec, params: dict, batch: Batch, dtype: str
+                             ) -> tuple[Results, dict[tuple[str, str], Allowance]]:
+    """The float64 reference on ``params``, and the allowance of each of its tensors for ``dtype``."""
+    batch64 = seen_by(batch, dtype)
+    ref = model.evaluate(spec, params, batch64)
+    low = None
+    if dtype != "float64":  # the noise floor: the same computation rounded to dtype
+        cast = {k: v.astype(dtype) for k, v in params.items()}
+        low = model.evaluate(spec, cast, batch64.astype(np.dtype(dtype)))
+    allow: dict[tuple[str, str], Allowance] = {}
+    for quantity, tensors in ref.items():
+        for name, value in tensors.items():
+            if quantity == "accuracy":
+                continue
+            floor = 0.0 if low is None else float(np.max(np.abs(low[quantity][name].astype(np.float64) - value)))
+            allow[(quantity, name)] = tolerance.for_tensor(value, dtype, floor)
+    allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
+        spec.accuracy, ref["output"]["prediction"], batch64.targets, spec.accuracy_tol,
+        allow[("output", "prediction")])
+    return ref, allow
+
+
+def _locators(spec: SequenceSpec) -> tuple[Callable, Callable]:
+    def time_axis(q: str, n: str) -> int | None:
+        return model.time_axis(spec, q, n)
+
+    def gates(q: str, n: str) -> tuple[str, ...]:
+        return layout.gate_blocks(spec, n) if q in ("gradient", "parameter") else ()
+    return time_axis, gates
+
+
+def check_run(spec: SequenceSpec, batch: Batch, dtype: str, run: FrameworkRun,
+              built_from: dict | None = None) -> tuple[list[Check], Results, dict]:
+    """Checks of one framework against the reference computed on the weights read back from it.
+
+    ``built_from``: the weights the model was built from, when we built it; the read-back weights
+    must equal them rounded to ``dtype`` (a user's own model has no such weights).
+    """
+    ref, allow = reference_and_allowances(spec, run.extracted, batch, dtype)
+    time_axis, gates = _locators(spec)
+    checks: list[Check] = []
+    if built_from is not None:
+        exact = tolerance.for_parameters(dtype)
+        for name, value in built_from.items():
+            expected = value.astype(dtype).astype(np.float64)
+            got = run.extracted.get(name, np.full_like(value, np.nan))
+            checks.append(compare_tensor(run.framework, "built weights", "parameter", name, got, expected, exact,
+                                         dtype, None, gates("parameter", name)))
+    checks += compare_results(run.framework, "reference", run.results, ref, lambda q, n: allow[(q, n)], dtype,
+                              time_axis, gates)
+    return checks, ref, allow
+
+
+def cross_check(spec: SequenceSpec, dtype: str, a: FrameworkRun, b: FrameworkRun,
+                allow_a: dict, allow_b: dict) -> list[Check]:
+    """Framework ``a`` against framework ``b``, allowed the sum of their allowances."""
+    time_axis, gates = _locators(spec)
+    return compare_results(f"{a.framework}~{b.framework}", b.framework, a.results, b.results,
+                           lambda q, n: tolerance.combined(allow_a[(q, n)], allow_b[(q, n)]), dtype, time_axis, gates)
+
+
+def versions(frameworks: tuple[str, ...]) -> dict[str, str]:
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for fw in frameworks:
+        out.update(registry.get(fw).versions())
+    return out
+
+
+def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
+                  progress: Callable[[str], None] = lambda s: None) -> Report:
+    """The whole ``compare`` for a zoo model: a deterministic function of its arguments."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
+    entry = zoo.get(name)
+    for fw in frameworks:
+        if fw not in registry.names():
+            raise KeyError(f"unknown framework {fw!r}; expected one of: {', '.join(registry.names())}")
+    spec = entry.spec
+    rng = np.random.default_rng(seed)
+    params = init_params(spec, rng)
+    batch = entry.make_batch(spec, rng)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    progress(f"importing {', '.join(frameworks)}")
+    vers = versions(frameworks)
+    timings["imports"] = time.perf_counter() - t
+    runs, allows, checks = [], [], []
+    for fw in frameworks:
+        t = time.perf_counter()
+        progress(f"{fw}: building, reading back and running the model ({dtype})")
+        run = run_framework(fw, spec, params, batch, dtype)
+        timings[f"{fw}: build+run"] = time.perf_counter() - t
+        t = time.perf_counter()
+        progress(f"{fw}: recomputing in the reference and comparing")
+        fw_checks, _, allow = check_run(spec, batch, dtype, run, built_from=params)
+        timings[f"{fw}: verify"] = time.perf_counter() - t
+        runs.append(run)
+        allows.append(allow)
+        checks += fw_checks
+    for i in range(len(runs)):
+        for j in range(i + 1, len(runs)):
+            checks += cross_check(spec, dtype, runs[i], runs[j], allows[i], allows[j])
+    notes = (spec.description,)
+    return Report(name, dtype, seed, tuple(frameworks), vers, tuple(checks), notes, timings)

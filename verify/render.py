@@ -1,0 +1,73 @@
+"""Renderers: the report as a table for people and as JSON for machines."""
+from __future__ import annotations
+
+import json
+import math
+
+from verify.report import Check, Report
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "inf"
+    if v == 0:
+        return "0"
+    return f"{v:.2e}"
+
+
+def _row(c: Check) -> list[str]:
+    step = "-" if c.first_bad_step is None else str(c.first_bad_step)
+    gate = c.gate or "-"
+    if c.bad_gates:
+        gate = ",".join(c.bad_gates)
+    return [c.framework, c.quantity, c.name, "x".join(map(str, c.shape)) or "()", _num(c.max_abs), _num(c.max_rel),
+            f"{c.ulp:.3g}" if math.isfinite(c.ulp) else "inf", _num(c.allowed.atol), _num(c.allowed.rtol),
+            f"{c.n_bad}/{c.n_total}", step, gate, "ok" if c.ok else "MISMATCH"]
+
+
+HEADER = ["framework", "quantity", "name", "shape", "max_abs", "max_rel", "ulp", "atol", "rtol", "bad", "step",
+          "gate", "result"]
+
+
+def table(report: Report) -> str:
+    rows = [HEADER] + [_row(c) for c in report.checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    lines = [f"model {report.model} | dtype {report.dtype} | seed {report.seed} | "
+             + ", ".join(f"{k} {v}" for k, v in report.versions.items())]
+    lines += [f"  {n}" for n in report.notes]
+    for i, r in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("allowances (an element passes when |x - ref| <= atol + rtol*|ref|; each check's reason is in the JSON):")
+    for rule in dict.fromkeys(c.allowed.rule for c in report.checks):
+        lines.append(f"  {rule}")
+    if report.timings:
+        lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
+    bad = report.failures
+    if bad:
+        lines.append(f"verdict: mismatch ({len(bad)} of {len(report.checks)} checks failed)")
+        for c in bad[:10]:
+            where = f" at index {c.where}" if c.where else ""
+            step = f", first bad step {c.first_bad_step}" if c.first_bad_step is not None else ""
+            gate = f", gate {','.join(c.bad_gates) or c.gate}" if c.gate else ""
+            lines.append(f"  {c.framework} vs {c.against}: {c.quantity} {c.name}: max abs error {_num(c.max_abs)}"
+                         f"{where}{step}{gate} exceeds atol {_num(c.allowed.atol)} + rtol {_num(c.allowed.rtol)}")
+    else:
+        lines.append(f"verdict: equivalent ({len(report.checks)} checks)")
+    return "\n".join(lines)
+
+
+def _clean(value: object) -> object:
+    """JSON has no inf or NaN: write them as strings, and tuples as lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(_clean(report.to_dict()), indent=2, sort_keys=False)
