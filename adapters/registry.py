@@ -1,22 +1,35 @@
-"""Which adapters exist; each is imported only when asked for, since a framework costs seconds to import."""
+"""Which adapters exist, per framework and model family; each is imported only when asked for,
+since a framework costs seconds to import.
+
+An adapter module provides ``build(spec, params, dtype)``, ``extract(model)``,
+``run(model, spec, batch, dtype)`` and ``versions()``.
+"""
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-# framework name -> module implementing build / extract / run / versions
-ADAPTERS: dict[str, str] = {
-    "tensorflow": "adapters.keras3",
-    "torch": "adapters.torch_nn",
+FRAMEWORKS = ("tensorflow", "torch")
+
+# (framework, spec family module) -> adapter module
+ADAPTERS: dict[tuple[str, str], str] = {
+    ("tensorflow", "reference.model"): "adapters.keras3",
+    ("torch", "reference.model"): "adapters.torch_nn",
 }
 
 
 def names() -> tuple[str, ...]:
-    return tuple(ADAPTERS)
+    return FRAMEWORKS
 
 
-def get(name: str) -> ModuleType:
-    """The adapter module for ``name``; raises KeyError listing the known ones."""
-    if name not in ADAPTERS:
-        raise KeyError(f"unknown framework {name!r}; expected one of: {', '.join(ADAPTERS)}")
-    return importlib.import_module(ADAPTERS[name])
+def get(framework: str, spec: object) -> ModuleType:
+    """The adapter for ``framework`` and the family of ``spec``; KeyError naming what exists."""
+    if framework not in FRAMEWORKS:
+        raise KeyError(f"unknown framework {framework!r}; expected one of: {', '.join(FRAMEWORKS)}")
+    family = getattr(spec, "family")
+    key = (framework, family)
+    if key not in ADAPTERS:
+        have = sorted(fw for fw, fam in ADAPTERS if fam == family)
+        raise KeyError(f"framework {framework!r} has no adapter for model {getattr(spec, 'name', spec)!r}; "
+                       f"it has: {', '.join(have)}")
+    return importlib.import_module(ADAPTERS[key])

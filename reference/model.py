@@ -1,5 +1,9 @@
 """A sequence model (recurrent layer + Dense head + loss) as pure functions over a params dict.
 
+This module is the *family* module of ``SequenceSpec``: the verifier reaches every model family
+through the same functions: ``param_shapes``, ``check_params``, ``evaluate``, ``time_axis``,
+``gate_blocks`` and ``decision_margins``.
+
 ``forward`` returns results and an explicit cache; ``backward`` consumes the cache and returns the
 gradient of the loss with respect to every parameter, the inputs and the initial state.
 ``evaluate`` runs both and returns the nested results the verifier compares:
@@ -18,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import dense, losses, metrics, recurrent
-from reference.layout import RNN_PREFIX, check_params
+from reference.layout import RNN_PREFIX, check_params, gate_blocks, param_shapes  # noqa: F401 (family API)
 from reference.spec import Batch, SequenceSpec
 
 Results = dict[str, dict[str, np.ndarray]]
@@ -93,3 +97,8 @@ def time_axis(spec: SequenceSpec, quantity: str, name: str) -> int | None:
     if (quantity, name) == ("output", "prediction") and spec.return_sequences:
         return 1
     return None
+
+
+def decision_margins(spec: SequenceSpec, results: Results, batch: Batch) -> np.ndarray:
+    """How far each accuracy decision of ``results`` is from flipping (one value per decision)."""
+    return metrics.decision_margins(spec.accuracy, results["output"]["prediction"], batch.targets, spec.accuracy_tol)

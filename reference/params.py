@@ -5,16 +5,18 @@ initial states are non-zero: constant or zero values hide exactly the bugs the v
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
-from reference.layout import param_shapes
 from reference.spec import Batch, SequenceSpec
 
 
 def init_params(spec: SequenceSpec, rng: np.random.Generator, scale: float | None = None) -> dict[str, np.ndarray]:
     """Draw every canonical parameter, float64, uniform in +-scale (default 1/sqrt(hidden))."""
     s = scale if scale is not None else 1.0 / np.sqrt(spec.hidden_size)
-    return {name: rng.uniform(-s, s, size=shape) for name, shape in param_shapes(spec).items()}
+    shapes = importlib.import_module(spec.family).param_shapes(spec)
+    return {name: rng.uniform(-s, s, size=shape) for name, shape in shapes.items()}
 
 
 def draw_targets(spec: SequenceSpec, rng: np.random.Generator, batch: int, steps: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -19,6 +20,8 @@ class SequenceSpec:
     last output (B, O). ``go_backwards`` feeds the steps in reverse and, as Keras does, returns the
     outputs in processing order.
     """
+
+    family: ClassVar[str] = "reference.model"  # module with evaluate, param_shapes, time_axis, ...
 
     name: str
     input_size: int

@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the built-in models, one per line")
     c = sub.add_parser("compare", help="compare frameworks against the reference on a built-in model")
     c.add_argument("--model", required=True, help="a model from `python -m verify list`")
-    c.add_argument("--frameworks", default="tensorflow,torch", help="comma-separated (default: tensorflow,torch)")
+    c.add_argument("--frameworks", help="comma-separated subset of the model's frameworks (default: all of them)")
     c.add_argument("--dtype", default="float32", help="dtype the frameworks compute in: float32 or float64")
     c.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
@@ -39,16 +39,19 @@ def _cmd_list() -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from adapters import registry
     from verify import engine, render, zoo
 
     if args.model not in zoo.MODELS:
         raise UsageError(f"unknown model {args.model!r}; expected one of: {', '.join(zoo.MODELS)}")
-    frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
-    unknown = [f for f in frameworks if f not in registry.names()]
-    if unknown or not frameworks:
-        raise UsageError(f"unknown framework(s) {unknown or args.frameworks!r}; expected a comma-separated subset of: "
-                         f"{', '.join(registry.names())}")
+    available = zoo.MODELS[args.model].frameworks
+    if args.frameworks is None:
+        frameworks = available
+    else:
+        frameworks = tuple(dict.fromkeys(f.strip() for f in args.frameworks.split(",") if f.strip()))
+        unknown = [f for f in frameworks if f not in available]
+        if unknown or not frameworks:
+            raise UsageError(f"unknown framework(s) {', '.join(unknown) or repr(args.frameworks)} for model "
+                             f"{args.model!r}; expected a comma-separated subset of: {', '.join(available)}")
     if args.dtype not in engine.DTYPES:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
     progress = (lambda s: None) if args.quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))

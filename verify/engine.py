@@ -1,6 +1,7 @@
 """One ``compare``: build each framework's model, read it back, run it, and check it against the reference."""
 from __future__ import annotations
 
+import importlib
 import platform
 import time
 from dataclasses import dataclass
@@ -9,7 +10,6 @@ from typing import Callable
 import numpy as np
 
 from adapters import registry
-from reference import layout, model
 from reference.params import init_params
 from reference.spec import Batch, SequenceSpec
 from verify import tolerance, zoo
@@ -30,7 +30,7 @@ class FrameworkRun:
 
 def run_framework(framework: str, spec: SequenceSpec, params: dict, batch: Batch, dtype: str) -> FrameworkRun:
     """Build the framework's model from ``params``, read its weights back, and run it on ``batch``."""
-    adapter = registry.get(framework)
+    adapter = registry.get(framework, spec)
     built = adapter.build(spec, params, dtype)
     return FrameworkRun(framework, adapter.extract(built), adapter.run(built, spec, batch, dtype))
 
@@ -43,12 +43,13 @@ def seen_by(batch: Batch, dtype: str) -> Batch:
 def reference_and_allowances(spec: SequenceSpec, params: dict, batch: Batch, dtype: str
                              ) -> tuple[Results, dict[tuple[str, str], Allowance]]:
     """The float64 reference on ``params``, and the allowance of each of its tensors for ``dtype``."""
+    family = importlib.import_module(spec.family)
     batch64 = seen_by(batch, dtype)
-    ref = model.evaluate(spec, params, batch64)
+    ref = family.evaluate(spec, params, batch64)
     low = None
     if dtype != "float64":  # the noise floor: the same computation rounded to dtype
         cast = {k: v.astype(dtype) for k, v in params.items()}
-        low = model.evaluate(spec, cast, batch64.astype(np.dtype(dtype)))
+        low = family.evaluate(spec, cast, batch64.astype(np.dtype(dtype)))
     allow: dict[tuple[str, str], Allowance] = {}
     for quantity, tensors in ref.items():
         for name, value in tensors.items():
@@ -57,17 +58,19 @@ def reference_and_allowances(spec: SequenceSpec, params: dict, batch: Batch, dty
             floor = 0.0 if low is None else float(np.max(np.abs(low[quantity][name].astype(np.float64) - value)))
             allow[(quantity, name)] = tolerance.for_tensor(value, dtype, floor)
     allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
-        spec.accuracy, ref["output"]["prediction"], batch64.targets, spec.accuracy_tol,
-        allow[("output", "prediction")])
+        family.decision_margins(spec, ref, batch64), allow[("output", "prediction")],
+        float(np.max(np.abs(ref["output"]["prediction"]))))
     return ref, allow
 
 
 def _locators(spec: SequenceSpec) -> tuple[Callable, Callable]:
+    family = importlib.import_module(spec.family)
+
     def time_axis(q: str, n: str) -> int | None:
-        return model.time_axis(spec, q, n)
+        return family.time_axis(spec, q, n)
 
     def gates(q: str, n: str) -> tuple[str, ...]:
-        return layout.gate_blocks(spec, n) if q in ("gradient", "parameter") else ()
+        return family.gate_blocks(spec, n) if q in ("gradient", "parameter") else ()
     return time_axis, gates
 
 
@@ -101,10 +104,10 @@ def cross_check(spec: SequenceSpec, dtype: str, a: FrameworkRun, b: FrameworkRun
                            lambda q, n: tolerance.combined(allow_a[(q, n)], allow_b[(q, n)]), dtype, time_axis, gates)
 
 
-def versions(frameworks: tuple[str, ...]) -> dict[str, str]:
+def versions(spec: SequenceSpec, frameworks: tuple[str, ...]) -> dict[str, str]:
     out = {"python": platform.python_version(), "numpy": np.__version__}
     for fw in frameworks:
-        out.update(registry.get(fw).versions())
+        out.update(registry.get(fw, spec).versions())
     return out
 
 
@@ -114,17 +117,16 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
     entry = zoo.get(name)
-    for fw in frameworks:
-        if fw not in registry.names():
-            raise KeyError(f"unknown framework {fw!r}; expected one of: {', '.join(registry.names())}")
     spec = entry.spec
+    for fw in frameworks:
+        registry.get(fw, spec)  # unknown framework or family: fail before any work
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
     batch = entry.make_batch(spec, rng)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress(f"importing {', '.join(frameworks)}")
-    vers = versions(frameworks)
+    vers = versions(spec, frameworks)
     timings["imports"] = time.perf_counter() - t
     runs, allows, checks = [], [], []
     for fw in frameworks:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import metrics
 from verify.report import Allowance
 
 EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
@@ -58,11 +57,13 @@ def for_tensor(ref: np.ndarray, dtype: str, floor: float = 0.0) -> Allowance:
                                     f"(above {FLOOR_FACTOR:g} x noise floor {floor:.3g})", RULES[dtype])
 
 
-def for_accuracy(rule: str, ref_outputs: np.ndarray, targets: np.ndarray, tol: float,
-                 outputs_allowance: Allowance) -> Allowance:
-    """Accuracy may move by the share of decisions that the outputs' own allowance could flip."""
-    margins = metrics.decision_margins(rule, ref_outputs, targets, tol)
-    slack = outputs_allowance.atol + outputs_allowance.rtol * float(np.max(np.abs(ref_outputs)))
+def for_accuracy(margins: np.ndarray, outputs_allowance: Allowance, outputs_scale: float) -> Allowance:
+    """Accuracy may move by the share of decisions that the outputs' own allowance could flip.
+
+    ``margins``: how far each decision is from flipping, in units of the outputs. A decision is
+    near a tie when both sides' errors together (2 x the outputs' allowance) could cross it.
+    """
+    slack = outputs_allowance.atol + outputs_allowance.rtol * outputs_scale
     near = int(np.sum(margins <= 2 * slack))
     return Allowance(near / margins.size, 0.0,
                      f"{near} of {margins.size} decisions within the outputs' allowance of flipping",

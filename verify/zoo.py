@@ -13,6 +13,7 @@ from reference.spec import Batch, SequenceSpec
 class ZooModel:
     spec: SequenceSpec
     make_batch: Callable[[SequenceSpec, np.random.Generator], Batch]
+    frameworks: tuple[str, ...] = ("tensorflow", "torch")  # compared by default
 
 
 def _running_sum(spec: SequenceSpec, rng: np.random.Generator, batch: int = 8, steps: int = 10) -> Batch:
