@@ -54,15 +54,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              f"{args.model!r}; expected a comma-separated subset of: {', '.join(available)}")
     if args.dtype not in engine.DTYPES:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
-    progress = (lambda s: None) if args.quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
-    report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, progress)
-    print(render.table(report))
-    if args.json:
+    json_file = None
+    if args.json:  # opened before the work, so a bad path costs nothing
         try:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                fh.write(render.to_json(report) + "\n")
+            json_file = open(args.json, "w", encoding="utf-8")
         except OSError as e:
             raise UsageError(f"cannot write JSON report to {args.json}: {e.strerror}") from None
+    progress = (lambda s: None) if args.quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+    try:
+        report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, progress)
+        print(render.table(report))
+        if json_file is not None:
+            json_file.write(render.to_json(report) + "\n")
+    finally:
+        if json_file is not None:
+            json_file.close()
     return EXIT_OK if report.verdict == "equivalent" else EXIT_MISMATCH
 
 
