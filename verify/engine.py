@@ -12,7 +12,7 @@ import numpy as np
 from adapters import registry
 from reference.params import init_params
 from reference.spec import Batch, SequenceSpec
-from verify import tolerance, zoo
+from verify import noise, tolerance, zoo
 from verify.compare import Results, compare_results, compare_tensor
 from verify.report import Allowance, Check, Report
 
@@ -46,17 +46,15 @@ def reference_and_allowances(spec: SequenceSpec, params: dict, batch: Batch, dty
     family = importlib.import_module(spec.family)
     batch64 = seen_by(batch, dtype)
     ref = family.evaluate(spec, params, batch64)
-    low = None
-    if dtype != "float64":  # the noise floor: the same computation rounded to dtype
-        cast = {k: v.astype(dtype) for k, v in params.items()}
-        low = family.evaluate(spec, cast, batch64.astype(np.dtype(dtype)))
+    floor = noise.floors(spec, params, batch64, dtype, ref) if dtype != "float64" else {}
     allow: dict[tuple[str, str], Allowance] = {}
+    gradient_scale = max((float(np.max(np.abs(v))) for v in ref.get("gradient", {}).values() if v.size), default=None)
     for quantity, tensors in ref.items():
         for name, value in tensors.items():
             if quantity == "accuracy":
                 continue
-            floor = 0.0 if low is None else float(np.max(np.abs(low[quantity][name].astype(np.float64) - value)))
-            allow[(quantity, name)] = tolerance.for_tensor(value, dtype, floor)
+            scale = gradient_scale if quantity == "gradient" else None
+            allow[(quantity, name)] = tolerance.for_tensor(value, dtype, floor.get((quantity, name), 0.0), scale)
     allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
         family.decision_margins(spec, ref, batch64), allow[("output", "prediction")],
         float(np.max(np.abs(ref["output"]["prediction"]))))
