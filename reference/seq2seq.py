@@ -293,15 +293,21 @@ def loss_only(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch, decoding: st
     return float(forward(spec, params, batch, decoding)[0]["loss"]["loss"])
 
 
-def sgd_train(spec: Seq2SeqSpec, params: dict, batches: list[Seq2SeqBatch], lr: float) -> dict[str, np.ndarray]:
-    """Plain SGD (p -= lr * g) on the teacher-forced loss, one step per batch, in the params' dtype."""
+def sgd_train(spec: Seq2SeqSpec, params: dict, batches: list[Seq2SeqBatch], lr: float
+              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Plain SGD (p -= lr * g) on the teacher-forced loss, one step per batch, in the params' dtype.
+
+    Returns the trained parameters and the loss of every step (before its update).
+    """
     p = {k: v.copy() for k, v in params.items()}
     lr_ = np.asarray(lr, dtype=next(iter(p.values())).dtype)
+    step_losses = []
     for batch in batches:
         results, cache = forward(spec, p, batch, "teacher")
+        step_losses.append(results["loss"]["loss"])
         for name, g in backward(spec, p, cache).items():
             p[name] = p[name] - lr_ * g
-    return p
+    return p, np.asarray(step_losses)
 
 
 def time_axis(spec: Seq2SeqSpec, quantity: str, name: str) -> int | None:

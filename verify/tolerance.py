@@ -17,6 +17,19 @@ order of operations, so it may differ by rounding, and by nothing else.
   of the output from flipping the decision) is within the outputs' own allowance.
 * Parameters read back from a model must equal the weights it was built from, rounded to its
   dtype, exactly: a layout translation loses nothing.
+* Training (verify/training.py): each framework trains from the same start on the same batches with
+  plain SGD; the reference runs the same SGD in float64. Trained parameters and the per-step training
+  losses get the rule of any other tensor, with the noise floor measured by the reference training
+  again in float32 (rounding compounds over the steps, and the float32 run measures by how much).
+* Trained frameworks against each other: their weights differ by their own training rounding, so
+  their results may differ by the sum of both sides' allowances plus the measured distance between
+  the reference's results on the two sets of trained weights (the triangle inequality once more;
+  each side's own term is checked on its own).
+* Greedy decoding: a framework feeds back the argmax of its own outputs. The reference recomputes
+  along the symbols the framework fed back, and checks each decision: a symbol may differ from the
+  reference's argmax only where the reference's top-2 margin is within twice the outputs' allowance
+  (a near tie that rounding may flip, reported as a decoding divergence). In float64 a divergence
+  needs a margin below ~1e-13.
 """
 from __future__ import annotations
 
@@ -34,6 +47,10 @@ RULES = {
     "accuracy": "accuracy: may move by the share of decisions the outputs' allowance could flip",
     "parameter": "parameters read back: exactly the weights the model was built from, rounded to its dtype",
     "pair": "framework vs framework: the sum of both frameworks' allowances against the reference",
+    "trained pair": "trained framework vs trained framework: the sum of both allowances plus the measured "
+                    "distance of the reference's results on the two sets of trained weights",
+    "decoding": "greedy decisions: may differ from the reference's argmax only at near ties (top-2 margin "
+                "within twice the outputs' allowance)",
 }
 
 
@@ -78,3 +95,16 @@ def for_parameters(dtype: str) -> Allowance:
 def combined(a: Allowance, b: Allowance) -> Allowance:
     """Framework against framework: the sum of both sides' allowances against the reference."""
     return Allowance(a.atol + b.atol, a.rtol + b.rtol, f"sum of {a.atol:.3g} and {b.atol:.3g}", RULES["pair"])
+
+
+def trained_pair(a: Allowance, b: Allowance, drift: float) -> Allowance:
+    """Two trained frameworks: both sides' allowances plus the reference's own drift between their weights."""
+    return Allowance(a.atol + b.atol + drift, a.rtol + b.rtol,
+                     f"sum of {a.atol:.3g} and {b.atol:.3g} plus measured training drift {drift:.3g}",
+                     RULES["trained pair"])
+
+
+def for_decisions(near_ties: int, total: int, slack: float) -> Allowance:
+    """Greedy decisions: only the ``near_ties`` decisions within ``2 * slack`` of flipping may differ."""
+    return Allowance(0.0, 0.0, f"{near_ties} of {total} decisions within 2 x {slack:.3g} of a tie may differ",
+                     RULES["decoding"])
