@@ -74,6 +74,25 @@ def _decisions(framework: str, decoded: np.ndarray, ref: Results, allow_pred: Al
     return check, note
 
 
+# outputs in processing order: the encoder runs before the decoder (whose step k emits symbol k + 1)
+_PROCESSING_ORDER = ("encoder", "forward", "backward", "decoder", "logits", "prediction")
+
+
+def _first_divergence(spec: Any, frameworks: tuple[str, ...], checks: list[Check]) -> list[str]:
+    """One line per framework whose held-out outputs diverge: the first tensor and step, in processing order."""
+    lines = []
+    for fw in frameworks:
+        bad = {c.name: c for c in checks if c.framework == fw and c.against == "reference" and c.quantity == "output"
+               and not c.ok and c.first_bad_step is not None}
+        for name in _PROCESSING_ORDER:
+            if name in bad:
+                step = bad[name].first_bad_step
+                extra = f" (emits output symbol {step + 1})" if name == "decoder" else ""
+                lines.append(f"{fw}: first divergent step on the held-out set: output {name} step {step}{extra}")
+                break
+    return lines
+
+
 @dataclass
 class _Side:
     framework: str
@@ -195,5 +214,6 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
             checks += compare_results(pair, b.framework, _without(a.results, "output", "decoded"),
                                       _without(b.results, "output", "decoded"), pair_allow, dtype,
                                       lambda q, n: family.time_axis(spec, q, n), lambda q, n: ())
+    notes += _first_divergence(spec, frameworks, checks)
     timings["verifying"] = time.perf_counter() - t
     return Report(name, dtype, seed, tuple(frameworks), vers, tuple(checks), tuple(notes), timings)
