@@ -11,8 +11,9 @@ convolution. ``BasicRNNCell`` is an ``nn.Linear`` over concat([x, h]): one weigh
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -159,6 +160,19 @@ def _classes() -> dict[str, Any]:
     return {"Seq2Seq": Seq2Seq, "AttentionCellWrapper": AttentionCellWrapper, "BasicRNNCell": BasicRNNCell}
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """These tensors are tiny (batch x 32): intra-op threads cost more than they save, and on a 2-core
+    machine they compete with TensorFlow's pool. The caller's setting is restored afterwards."""
+    torch = _torch()
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def _dtype(dtype: str) -> Any:
     return {"float32": _torch().float32, "float64": _torch().float64}[dtype]
 
@@ -230,6 +244,14 @@ def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float,
     params = [p for p, _ in _parameters(model).values()]
     opt = torch.optim.SGD(params, lr=lr)
     losses = []
+    with _one_thread():
+        _train_loop(model, batches, opt, dt, losses, progress)
+    return losses
+
+
+def _train_loop(model: Any, batches: list[Seq2SeqBatch], opt: Any, dt: Any, losses: list,
+                progress: Callable[[str], None]) -> None:
+    torch = _torch()
     for i, b in enumerate(batches):
         y = torch.tensor(b.targets, dtype=dt)
         opt.zero_grad(set_to_none=True)
@@ -239,4 +261,3 @@ def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float,
         losses.append(float(loss.detach()))
         if (i + 1) % max(1, len(batches) // 4) == 0 or i + 1 == len(batches):
             progress(f"torch: step {i + 1}/{len(batches)}, training loss {losses[-1]:.4f}")
-    return losses
