@@ -20,6 +20,7 @@ import numpy as np
 
 from adapters import seq2seq_tables as st
 from adapters.tf_import import import_tf
+from reference import seq2seq_cell
 from reference.seq2seq import check_params
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
 
@@ -60,18 +61,42 @@ def _classes() -> dict[str, Any]:
             self.kernel = self.add_weight(shape=(input_size + units, units), initializer=init, name="kernel")
             self.bias = self.add_weight(shape=(units,), initializer="zeros", name="bias")
 
-        def call(self, x: Any, h: Any) -> tuple[Any, Any]:
-            h = ops.tanh(ops.matmul(ops.concatenate([x, h], axis=-1), self.kernel) + self.bias)
-            return h, h
+        def zero_state(self, batch: Any, dtype: str) -> tuple:
+            return (ops.zeros((batch, self.units), dtype),)
+
+        def call(self, x: Any, state: tuple) -> tuple[Any, tuple]:
+            h = ops.tanh(ops.matmul(ops.concatenate([x, state[0]], axis=-1), self.kernel) + self.bias)
+            return h, (h,)
+
+    class BasicLSTMCell(keras.layers.Layer):
+        """TF1 BasicLSTMCell: gates i, j, f, o from one kernel over concat([x, h]); state (c, h);
+        ``forget_bias`` added to f at run time."""
+
+        def __init__(self, input_size: int, units: int, forget_bias: float = 1.0, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.units, self.forget_bias = units, forget_bias
+            self.kernel = self.add_weight(shape=(input_size + units, 4 * units), initializer=init, name="kernel")
+            self.bias = self.add_weight(shape=(4 * units,), initializer="zeros", name="bias")
+
+        def zero_state(self, batch: Any, dtype: str) -> tuple:
+            return (ops.zeros((batch, self.units), dtype), ops.zeros((batch, self.units), dtype))
+
+        def call(self, x: Any, state: tuple) -> tuple[Any, tuple]:
+            c, h = state
+            z = ops.matmul(ops.concatenate([x, h], axis=-1), self.kernel) + self.bias
+            i, j, f, o = ops.split(z, 4, axis=-1)
+            c = c * ops.sigmoid(f + self.forget_bias) + ops.sigmoid(i) * ops.tanh(j)
+            h = ops.tanh(c) * ops.sigmoid(o)
+            return h, (c, h)
 
     class Attention(keras.layers.Layer):
         """The wrapper's scoring: K (TF's attn_w, a 1x1 conv kernel), attn_v and the query projection."""
 
-        def __init__(self, hidden: int, attn_size: int, attn_vec: int, **kw: Any) -> None:
+        def __init__(self, query_size: int, attn_size: int, attn_vec: int, **kw: Any) -> None:
             super().__init__(**kw)
             self.attn_w = self.add_weight(shape=(1, 1, attn_size, attn_vec), initializer=init, name="attn_w")
             self.attn_v = self.add_weight(shape=(attn_vec,), initializer=init, name="attn_v")
-            self.query = Linear(hidden, attn_vec, name="query", dtype=self.dtype_policy)
+            self.query = Linear(query_size, attn_vec, name="query", dtype=self.dtype_policy)
 
         def call(self, s: Any, window: Any) -> Any:
             features = ops.matmul(window, self.attn_w[0, 0])               # (B, L, V): the 1x1 conv
@@ -89,19 +114,21 @@ def _classes() -> dict[str, Any]:
             self.attn_length, self.attn_size, self.variant = attn_length, attn_size, variant
             self.linear1 = Linear(input_size + attn_size, input_size, name="linear1", dtype=self.dtype_policy)
             self.cell = cell
-            self.attention = Attention(cell.units, attn_size, attn_vec, name="attention", dtype=self.dtype_policy)
+            parts = len(cell.zero_state(1, "float32"))  # the query reads concat(nest.flatten(state))
+            self.attention = Attention(parts * cell.units, attn_size, attn_vec, name="attention",
+                                       dtype=self.dtype_policy)
             self.linear2 = Linear(cell.units + attn_size, attn_size, name="linear2", dtype=self.dtype_policy)
 
         def zero_state(self, batch: int, dtype: str) -> tuple:
             z = ops.zeros
-            state = (z((batch, self.cell.units), dtype), z((batch, self.attn_size), dtype),
+            state = (self.cell.zero_state(batch, dtype), z((batch, self.attn_size), dtype),
                      z((batch, self.attn_length, self.attn_size), dtype))
             return state + ((z((batch, self.attn_size), dtype),) if self.variant == "window_lag" else ())
 
         def call(self, x: Any, state: tuple) -> tuple[Any, tuple]:
             s, attns, window = state[:3]
             cell_out, s = self.cell(self.linear1(x, attns), s)
-            attns = self.attention(s, window)
+            attns = self.attention(ops.concatenate(list(s), axis=-1) if len(s) > 1 else s[0], window)
             out = self.linear2(cell_out, attns)
             if self.variant == "window_lag":  # the bug under test: the window gets the previous output
                 window = ops.concatenate([window[:, 1:], ops.expand_dims(state[3], 1)], axis=1)
@@ -116,54 +143,54 @@ def _classes() -> dict[str, Any]:
             super().__init__(**kw)
             self.spec, self.variant = spec, variant
             h, dt = spec.hidden_size, self.dtype_policy  # sublayers do not inherit the model's dtype
+
+            def cell(input_size: int, name: str) -> Any:
+                if spec.cell == "lstm":
+                    return BasicLSTMCell(input_size, h, spec.forget_bias, name=name, dtype=dt)
+                return BasicRNNCell(input_size, h, name=name, dtype=dt)
             if spec.kind == "attention":
-                self.encoder = AttentionCellWrapper(BasicRNNCell(spec.input_size, h, name="cell", dtype=dt), spec.input_size,
+                self.encoder = AttentionCellWrapper(cell(spec.input_size, "cell"), spec.input_size,
                                                     spec.L, spec.A, spec.V, variant, name="encoder", dtype=dt)
                 self.output_layer = Linear(spec.A, spec.output_size, name="output_layer", dtype=dt)
-                self.decoder = AttentionCellWrapper(BasicRNNCell(spec.output_size, h, name="cell", dtype=dt),
+                self.decoder = AttentionCellWrapper(cell(spec.output_size, "cell"),
                                                     spec.output_size, spec.L, spec.A, spec.V, variant, name="decoder", dtype=dt)
             elif spec.kind == "seq2seq":
-                self.encoder = BasicRNNCell(spec.input_size, h, name="encoder", dtype=dt)
+                self.encoder = cell(spec.input_size, "encoder")
                 self.output_layer = Linear(h, spec.output_size, name="output_layer", dtype=dt)
-                self.decoder = BasicRNNCell(spec.output_size, h, name="decoder", dtype=dt)
+                self.decoder = cell(spec.output_size, "decoder")
             else:
-                self.fw = BasicRNNCell(spec.input_size, h, name="fw", dtype=dt)
-                self.bw = BasicRNNCell(spec.input_size, h, name="bw", dtype=dt)
+                self.fw = cell(spec.input_size, "fw")
+                self.bw = cell(spec.input_size, "bw")
                 self.output_layer = Linear(2 * h, spec.output_size, name="output_layer", dtype=dt)
 
         def call(self, x: Any, targets: Any = None, teacher: bool = False) -> dict[str, Any]:
             spec = self.spec
             b, dt = ops.shape(x)[0], keras.backend.standardize_dtype(x.dtype)
             if spec.kind == "bidirectional":
-                h0 = ops.zeros((b, spec.hidden_size), dt)
-                h, fw = h0, []
+                state, fw = self.fw.zero_state(b, dt), []
                 for t in range(spec.input_steps):
-                    h, _ = self.fw(x[:, t], h)
+                    h, state = self.fw(x[:, t], state)
                     fw.append(h)
-                h, bw = h0, []
+                state, bw = self.bw.zero_state(b, dt), []
                 for t in reversed(range(spec.input_steps)):
-                    h, _ = self.bw(x[:, t], h)
+                    h, state = self.bw(x[:, t], state)
                     bw.append(h)
                 last = ops.concatenate([fw[-1], bw[0]], axis=-1)  # TF1: backward after the last input only
                 return {"logits": self.output_layer(last), "forward": ops.stack(fw, 1),
                         "backward": ops.stack(bw[::-1], 1)}
-            if spec.kind == "attention":
-                state = self.encoder.zero_state(b, dt)
-            else:
-                state = ops.zeros((b, spec.hidden_size), dt)
+            state = self.encoder.zero_state(b, dt)
             enc = []
             for t in range(spec.input_steps):
                 out, state = self.encoder(x[:, t], state)
                 enc.append(out)
             res = {"encoder": ops.stack(enc, 1)}
             if spec.kind == "attention":
-                res.update({"state:encoder/cell": state[0], "state:encoder/attns": state[1],
-                            "state:encoder/attn_states": state[2]})
+                res.update(_states("encoder", state[0], state[1:3]))
                 if self.variant == "drop_attention_state":  # the bug under test
                     state = (state[0], ops.zeros_like(state[1]), ops.zeros_like(state[2])) + state[3:]
             else:
-                res["state:encoder/cell"] = state
-            logits, dec, decoded = [self.output_layer(out)], [], []
+                res.update(_states("encoder", state))
+            logits, dec = [self.output_layer(out)], []
             for k in range(1, spec.output_steps):
                 if teacher:
                     fed = targets[:, k - 1]
@@ -173,17 +200,25 @@ def _classes() -> dict[str, Any]:
                 dec.append(out)
                 logits.append(self.output_layer(out))
             if spec.kind == "attention":
-                res.update({"state:decoder/cell": state[0], "state:decoder/attns": state[1],
-                            "state:decoder/attn_states": state[2]})
+                res.update(_states("decoder", state[0], state[1:3]))
             else:
-                res["state:decoder/cell"] = state
+                res.update(_states("decoder", state))
             res["logits"] = ops.stack(logits, 1)
             if dec:
                 res["decoder"] = ops.stack(dec, 1)
             return res
 
     return {"Seq2Seq": Seq2Seq, "AttentionCellWrapper": AttentionCellWrapper, "BasicRNNCell": BasicRNNCell,
-            "Linear": Linear}
+            "BasicLSTMCell": BasicLSTMCell, "Linear": Linear}
+
+
+def _states(prefix: str, cell_state: tuple, attention: tuple = ()) -> dict[str, Any]:
+    """Result names of a final state: the cell's parts (reference/seq2seq_cell.STATE_PARTS), attns, window."""
+    out = {f"state:{prefix}/cell{suffix}": v
+           for suffix, v in zip(seq2seq_cell.STATE_PARTS["lstm" if len(cell_state) == 2 else "simple_rnn"], cell_state)}
+    if attention:
+        out.update({f"state:{prefix}/attns": attention[0], f"state:{prefix}/attn_states": attention[1]})
+    return out
 
 
 def _variables(model: Any) -> dict[str, Any]:

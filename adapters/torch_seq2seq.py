@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from adapters import seq2seq_tables as st
+from reference import seq2seq_cell
 from reference.seq2seq import check_params
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
 
@@ -46,16 +47,37 @@ def _classes() -> dict[str, Any]:
             super().__init__(input_size + units, units)
             self.units = units
 
-        def forward(self, x: Any, h: Any) -> tuple[Any, Any]:  # type: ignore[override]
-            h = torch.tanh(super().forward(torch.cat([x, h], dim=-1)))
-            return h, h
+        def zero_state(self, batch: int, like: Any) -> tuple:
+            return (like.new_zeros(batch, self.units),)
+
+        def forward(self, x: Any, state: tuple) -> tuple[Any, tuple]:  # type: ignore[override]
+            h = torch.tanh(super().forward(torch.cat([x, state[0]], dim=-1)))
+            return h, (h,)
+
+    class BasicLSTMCell(nn.Linear):
+        """TF1 BasicLSTMCell: gates i, j, f, o from one Linear over concat([x, h]); state (c, h);
+        ``forget_bias`` added to f at run time."""
+
+        def __init__(self, input_size: int, units: int, forget_bias: float = 1.0) -> None:
+            super().__init__(input_size + units, 4 * units)
+            self.units, self.forget_bias = units, forget_bias
+
+        def zero_state(self, batch: int, like: Any) -> tuple:
+            return (like.new_zeros(batch, self.units), like.new_zeros(batch, self.units))
+
+        def forward(self, x: Any, state: tuple) -> tuple[Any, tuple]:  # type: ignore[override]
+            c, h = state
+            i, j, f, o = super().forward(torch.cat([x, h], dim=-1)).chunk(4, dim=-1)
+            c = c * torch.sigmoid(f + self.forget_bias) + torch.sigmoid(i) * torch.tanh(j)
+            h = torch.tanh(c) * torch.sigmoid(o)
+            return h, (c, h)
 
     class Attention(nn.Module):
-        def __init__(self, hidden: int, attn_size: int, attn_vec: int) -> None:
+        def __init__(self, query_size: int, attn_size: int, attn_vec: int) -> None:
             super().__init__()
             self.attn_w = nn.Parameter(torch.empty(attn_vec, attn_size))  # 1x1 conv weight, squeezed
             self.attn_v = nn.Parameter(torch.empty(attn_vec))
-            self.query = nn.Linear(hidden, attn_vec)
+            self.query = nn.Linear(query_size, attn_vec)
             nn.init.uniform_(self.attn_w, -0.1, 0.1)
             nn.init.uniform_(self.attn_v, -0.1, 0.1)
 
@@ -72,18 +94,20 @@ def _classes() -> dict[str, Any]:
             self.attn_length, self.attn_size, self.variant = attn_length, attn_size, variant
             self.linear1 = nn.Linear(input_size + attn_size, input_size)
             self.cell = cell
-            self.attention = Attention(cell.units, attn_size, attn_vec)
+            parts = 2 if isinstance(cell, BasicLSTMCell) else 1  # the query reads concat(nest.flatten(state))
+            self.attention = Attention(parts * cell.units, attn_size, attn_vec)
             self.linear2 = nn.Linear(cell.units + attn_size, attn_size)
 
         def zero_state(self, batch: int, like: Any) -> tuple:
             z = like.new_zeros
-            state = (z(batch, self.cell.units), z(batch, self.attn_size), z(batch, self.attn_length, self.attn_size))
+            state = (self.cell.zero_state(batch, like), z(batch, self.attn_size), z(batch, self.attn_length,
+                                                                                         self.attn_size))
             return state + ((z(batch, self.attn_size),) if self.variant == "window_lag" else ())
 
         def forward(self, x: Any, state: tuple) -> tuple[Any, tuple]:
             s, attns, window = state[:3]
             cell_out, s = self.cell(self.linear1(torch.cat([x, attns], -1)), s)
-            attns = self.attention(s, window)
+            attns = self.attention(torch.cat(s, -1), window)
             out = self.linear2(torch.cat([cell_out, attns], -1))
             if self.variant == "window_lag":  # the bug under test: the window gets the previous output
                 return out, (s, attns, torch.cat([window[:, 1:], state[3][:, None]], 1), out)
@@ -94,50 +118,53 @@ def _classes() -> dict[str, Any]:
             super().__init__()
             self.spec, self.variant = spec, variant
             h = spec.hidden_size
+
+            def cell(input_size: int) -> Any:
+                if spec.cell == "lstm":
+                    return BasicLSTMCell(input_size, h, spec.forget_bias)
+                return BasicRNNCell(input_size, h)
             if spec.kind == "attention":
-                self.encoder = AttentionCellWrapper(BasicRNNCell(spec.input_size, h), spec.input_size, spec.L, spec.A,
-                                                    spec.V, variant)
+                self.encoder = AttentionCellWrapper(cell(spec.input_size), spec.input_size, spec.L, spec.A, spec.V,
+                                                    variant)
                 self.output_layer = nn.Linear(spec.A, spec.output_size)
-                self.decoder = AttentionCellWrapper(BasicRNNCell(spec.output_size, h), spec.output_size, spec.L,
-                                                    spec.A, spec.V, variant)
+                self.decoder = AttentionCellWrapper(cell(spec.output_size), spec.output_size, spec.L, spec.A, spec.V,
+                                                    variant)
             elif spec.kind == "seq2seq":
-                self.encoder = BasicRNNCell(spec.input_size, h)
+                self.encoder = cell(spec.input_size)
                 self.output_layer = nn.Linear(h, spec.output_size)
-                self.decoder = BasicRNNCell(spec.output_size, h)
+                self.decoder = cell(spec.output_size)
             else:
-                self.fw = BasicRNNCell(spec.input_size, h)
-                self.bw = BasicRNNCell(spec.input_size, h)
+                self.fw = cell(spec.input_size)
+                self.bw = cell(spec.input_size)
                 self.output_layer = nn.Linear(2 * h, spec.output_size)
 
         def forward(self, x: Any, targets: Any = None, teacher: bool = False) -> dict[str, Any]:
             spec = self.spec
             b = x.shape[0]
             if spec.kind == "bidirectional":
-                h0 = x.new_zeros(b, spec.hidden_size)
-                h, fw = h0, []
+                state, fw = self.fw.zero_state(b, x), []
                 for t in range(spec.input_steps):
-                    h, _ = self.fw(x[:, t], h)
+                    h, state = self.fw(x[:, t], state)
                     fw.append(h)
-                h, bw = h0, []
+                state, bw = self.bw.zero_state(b, x), []
                 for t in reversed(range(spec.input_steps)):
-                    h, _ = self.bw(x[:, t], h)
+                    h, state = self.bw(x[:, t], state)
                     bw.append(h)
                 # TF1 static_bidirectional_rnn(...)[0][-1]: backward after the last input only
                 return {"logits": self.output_layer(torch.cat([fw[-1], bw[0]], -1)), "forward": torch.stack(fw, 1),
                         "backward": torch.stack(bw[::-1], 1)}
-            state = self.encoder.zero_state(b, x) if spec.kind == "attention" else x.new_zeros(b, spec.hidden_size)
+            state = self.encoder.zero_state(b, x)
             enc = []
             for t in range(spec.input_steps):
                 out, state = self.encoder(x[:, t], state)
                 enc.append(out)
             res = {"encoder": torch.stack(enc, 1)}
             if spec.kind == "attention":
-                res.update({"state:encoder/cell": state[0], "state:encoder/attns": state[1],
-                            "state:encoder/attn_states": state[2]})
+                res.update(_states("encoder", state[0], state[1:3]))
                 if self.variant == "drop_attention_state":  # the bug under test
                     state = (state[0], torch.zeros_like(state[1]), torch.zeros_like(state[2])) + state[3:]
             else:
-                res["state:encoder/cell"] = state
+                res.update(_states("encoder", state))
             logits, dec = [self.output_layer(out)], []
             for k in range(1, spec.output_steps):
                 if teacher:
@@ -148,16 +175,25 @@ def _classes() -> dict[str, Any]:
                 dec.append(out)
                 logits.append(self.output_layer(out))
             if spec.kind == "attention":
-                res.update({"state:decoder/cell": state[0], "state:decoder/attns": state[1],
-                            "state:decoder/attn_states": state[2]})
+                res.update(_states("decoder", state[0], state[1:3]))
             else:
-                res["state:decoder/cell"] = state
+                res.update(_states("decoder", state))
             res["logits"] = torch.stack(logits, 1)
             if dec:
                 res["decoder"] = torch.stack(dec, 1)
             return res
 
-    return {"Seq2Seq": Seq2Seq, "AttentionCellWrapper": AttentionCellWrapper, "BasicRNNCell": BasicRNNCell}
+    return {"Seq2Seq": Seq2Seq, "AttentionCellWrapper": AttentionCellWrapper, "BasicRNNCell": BasicRNNCell,
+            "BasicLSTMCell": BasicLSTMCell}
+
+
+def _states(prefix: str, cell_state: tuple, attention: tuple = ()) -> dict[str, Any]:
+    """Result names of a final state: the cell's parts (reference/seq2seq_cell.STATE_PARTS), attns, window."""
+    out = {f"state:{prefix}/cell{suffix}": v
+           for suffix, v in zip(seq2seq_cell.STATE_PARTS["lstm" if len(cell_state) == 2 else "simple_rnn"], cell_state)}
+    if attention:
+        out.update({f"state:{prefix}/attns": attention[0], f"state:{prefix}/attn_states": attention[1]})
+    return out
 
 
 @contextlib.contextmanager

@@ -1,11 +1,13 @@
 """TF1 contrib AttentionCellWrapper around a BasicRNNCell: one step forward and one step backward.
 
-State (s, a, S): the cell state s (B, H), the last attention read a (B, A) and the attention window
-S (B, L, A). One step with input x (B, D), exactly as TF implemented it:
+State (s, a, S): the cell state s (a tuple: (h,) for BasicRNNCell, (c, h) for BasicLSTMCell), the last
+attention read a (B, A) and the attention window S (B, L, A). One step with input x (B, D), exactly as
+TF implemented it (G = 1 gate block for the RNN cell, 4 for the LSTM; N = 1 or 2 state parts):
 
     x'  = [x, a] @ W1 + c1                         W1 (D + A, D), c1 (D,)   input projection
-    s'  = o = cell(x', s)                          kernel (D + H, H), bias (H,)   (BasicRNNCell)
-    q   = s' @ Wq + cq                             Wq (H, V), cq (V,)       query ("attn_w/attn_c" in seeds/002)
+    o, s' = cell(x', s)                            kernel (D + H, G*H), bias (G*H,)   (reference/seq2seq_cell)
+    q   = flat(s') @ Wq + cq                       Wq (N*H, V), cq (V,)     query ("attn_w/attn_c" in seeds/002);
+                                                   flat(s') = concat(nest.flatten(s')) = [c', h'] for the LSTM
     F   = S @ K[0, 0]                              K (1, 1, A, V)           TF's attn_w, a 1x1 conv ("attn_k")
     e_l = sum_v attn_v[v] * tanh(F + q)[l, v]      attn_v (V,)
     alpha = softmax(e) over the L slots;  a' = sum_l alpha_l S_l    (reads the OLD window)
@@ -30,10 +32,13 @@ NAMES = ("input_projection/kernel", "input_projection/bias", "cell/kernel", "cel
 State = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def shapes(input_size: int, hidden: int, attn_size: int, attn_vec: int) -> dict[str, tuple[int, ...]]:
+def shapes(input_size: int, hidden: int, attn_size: int, attn_vec: int, cell: str = "simple_rnn"
+           ) -> dict[str, tuple[int, ...]]:
     """The ten parameters of one wrapper, in TF's creation order."""
     d, h, a, v = input_size, hidden, attn_size, attn_vec
-    return dict(zip(NAMES, ((d + a, d), (d,), (d + h, h), (h,), (1, 1, a, v), (v,), (h, v), (v,), (h + a, a), (a,))))
+    g, n = seq2seq_cell.n_gates(cell), len(seq2seq_cell.STATE_PARTS[cell])
+    return dict(zip(NAMES, ((d + a, d), (d,), (d + h, g * h), (g * h,), (1, 1, a, v), (v,), (n * h, v), (v,),
+                            (h + a, a), (a,))))
 
 
 def project_inputs(p: dict, x: np.ndarray) -> np.ndarray:
@@ -41,27 +46,29 @@ def project_inputs(p: dict, x: np.ndarray) -> np.ndarray:
     return x @ p["input_projection/kernel"][:x.shape[-1]] + p["input_projection/bias"]
 
 
-def step(p: dict, xp: np.ndarray, state: State) -> tuple[np.ndarray, State, dict]:
+def step(p: dict, xp: np.ndarray, state: State, cell: str = "simple_rnn", forget_bias: float = 1.0
+         ) -> tuple[np.ndarray, State, dict]:
     """One step: (out (B, A), new state, cache)."""
     s, a, window = state
     a_size = a.shape[1]
     w1 = p["input_projection/kernel"]
     x_in = xp + a @ w1[-a_size:]                                       # (B, D)
     kernel = p["cell/kernel"]
-    d = kernel.shape[0] - s.shape[1]
+    d = kernel.shape[0] - s[-1].shape[1]
     xw = x_in @ kernel[:d] + p["cell/bias"]
-    s_new, cell_cache = seq2seq_cell.step(kernel, xw, s)               # o = s'
-    q = s_new @ p["attention/query/kernel"] + p["attention/query/bias"]  # (B, V)
+    o, s_new, cell_cache = seq2seq_cell.step(cell, kernel, xw, s, forget_bias)
+    s_flat = seq2seq_cell.flat(s_new)
+    q = s_flat @ p["attention/query/kernel"] + p["attention/query/bias"]  # (B, V)
     k = p["attention/attn_w"][0, 0]                                    # (A, V)
     t = np.tanh(window @ k + q[:, None, :])                            # (B, L, V)
     e = t @ p["attention/attn_v"]                                      # (B, L)
     alpha = softmax(e)
     a_new = np.einsum("bl,bla->ba", alpha, window)
-    cat = np.concatenate([s_new, a_new], axis=1)
+    cat = np.concatenate([o, a_new], axis=1)
     out = cat @ p["output_projection/kernel"] + p["output_projection/bias"]
     new_window = np.concatenate([window[:, 1:], out[:, None, :]], axis=1)
-    cache = {"a": a, "x_in": x_in, "cell": cell_cache, "s_new": s_new, "window": window, "t": t, "alpha": alpha,
-             "cat": cat}
+    cache = {"a": a, "x_in": x_in, "cell": cell_cache, "s_flat": s_flat, "window": window, "t": t, "alpha": alpha,
+             "cat": cat, "cell_kind": cell, "parts": len(s_new)}
     return out, (s_new, a_new, new_window), cache
 
 
@@ -77,8 +84,8 @@ def step_backward(p: dict, cache: dict, d_out: np.ndarray, d_state: State, grads
     from later steps. Returns (dL/d xp, dL/d (s, a, S)).
     """
     ds_new, da_new, d_window_new = d_state
-    window, alpha, t, s_new = cache["window"], cache["alpha"], cache["t"], cache["s_new"]
-    h = s_new.shape[1]
+    window, alpha, t, s_flat = cache["window"], cache["alpha"], cache["t"], cache["s_flat"]
+    h = s_flat.shape[1] // cache["parts"]
     # S' = concat(S[:, 1:], out)
     d_out = d_out + d_window_new[:, -1]
     d_window = np.zeros_like(window)
@@ -101,12 +108,12 @@ def step_backward(p: dict, cache: dict, d_out: np.ndarray, d_state: State, grads
     grads["attention/attn_w"][0, 0] += window.reshape(-1, a_size).T @ d_z.reshape(-1, v_size)
     d_window += d_z @ k.T
     d_q = d_z.sum(axis=1)
-    grads["attention/query/kernel"] += s_new.T @ d_q
+    grads["attention/query/kernel"] += s_flat.T @ d_q
     grads["attention/query/bias"] += d_q.sum(axis=0)
-    # the cell: its output o and its state s' are the same tensor
-    d_h = d_o + ds_new + d_q @ p["attention/query/kernel"].T
+    d_flat = d_q @ p["attention/query/kernel"].T
+    ds_new = tuple(ds + d_flat[:, k * h:(k + 1) * h] for k, ds in enumerate(ds_new))
     kernel = p["cell/kernel"]
-    d_xw, d_s = seq2seq_cell.step_backward(kernel, cache["cell"], d_h, grads["cell/kernel"])
+    d_xw, d_s = seq2seq_cell.step_backward(cache["cell_kind"], kernel, cache["cell"], d_o, ds_new, grads["cell/kernel"])
     d = kernel.shape[0] - h
     grads["cell/kernel"][:d] += cache["x_in"].T @ d_xw
     grads["cell/bias"] += d_xw.sum(axis=0)

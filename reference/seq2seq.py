@@ -13,8 +13,10 @@ seq2seq (6): ``encoder/cell/kernel`` (D + H, H), ``encoder/cell/bias`` (H,), ``o
 bidirectional (6): ``fw/cell/kernel`` (D + H, H), ``fw/cell/bias``, ``bw/cell/kernel``,
     ``bw/cell/bias``, ``output/kernel`` (2H, O), ``output/bias`` (O,).
 
-Cell kernels stay TF1 BasicRNNCell's single kernel over concat([x, h]) (rows: inputs first, then the
-state), so the 22 tensors correspond one to one to the article's and to the framework variables.
+Cell kernels stay TF1's single kernel over concat([x, h]) (rows: inputs first, then the state), so
+the 22 tensors correspond one to one to the article's and to the framework variables. With
+``cell="lstm"`` (TF1 BasicLSTMCell) every cell kernel is (D + H, 4H) and bias (4H,) in TF1's gate
+order i, j, f, o, and the attention query reads [c, h]: Wq is (2H, V).
 
 Results (``evaluate``), the article's accuracy and loss on the softmax outputs:
 
@@ -22,7 +24,8 @@ Results (``evaluate``), the article's accuracy and loss on the softmax outputs:
                   "logits", "decoded": argmax symbols (B, T_out) (not bidirectional),
                   "encoder": wrapper/cell outputs (B, T_in, A or H), "decoder": (B, T_out - 1, .)
                   or, bidirectional, "forward"/"backward" (B, T_in, H) in input order},
-     "state":    final states: "encoder/cell", "encoder/attns", "encoder/attn_states", "decoder/..."
+     "state":    final states: "encoder/cell" ("encoder/cell/c", "encoder/cell/h" for an LSTM),
+                 "encoder/attns", "encoder/attn_states", "decoder/..."
      "loss":     {"loss"}, "accuracy": {"accuracy"},
      "gradient": every parameter}
 
@@ -44,15 +47,16 @@ Results = dict[str, dict[str, np.ndarray]]
 def param_shapes(spec: Seq2SeqSpec) -> dict[str, tuple[int, ...]]:
     """Canonical name -> shape, in the article's (TF's creation) order."""
     d, o, h = spec.input_size, spec.output_size, spec.hidden_size
+    g = seq2seq_cell.n_gates(spec.cell) * h
     if spec.kind == "attention":
-        shapes = {f"encoder/{n}": s for n, s in aw.shapes(d, h, spec.A, spec.V).items()}
+        shapes = {f"encoder/{n}": s for n, s in aw.shapes(d, h, spec.A, spec.V, spec.cell).items()}
         shapes.update({"output/kernel": (spec.A, o), "output/bias": (o,)})
-        shapes.update({f"decoder/{n}": s for n, s in aw.shapes(o, h, spec.A, spec.V).items()})
+        shapes.update({f"decoder/{n}": s for n, s in aw.shapes(o, h, spec.A, spec.V, spec.cell).items()})
         return shapes
     if spec.kind == "seq2seq":
-        return {"encoder/cell/kernel": (d + h, h), "encoder/cell/bias": (h,), "output/kernel": (h, o),
-                "output/bias": (o,), "decoder/cell/kernel": (o + h, h), "decoder/cell/bias": (h,)}
-    return {"fw/cell/kernel": (d + h, h), "fw/cell/bias": (h,), "bw/cell/kernel": (d + h, h), "bw/cell/bias": (h,),
+        return {"encoder/cell/kernel": (d + h, g), "encoder/cell/bias": (g,), "output/kernel": (h, o),
+                "output/bias": (o,), "decoder/cell/kernel": (o + h, g), "decoder/cell/bias": (g,)}
+    return {"fw/cell/kernel": (d + h, g), "fw/cell/bias": (g,), "bw/cell/kernel": (d + h, g), "bw/cell/bias": (g,),
             "output/kernel": (2 * h, o), "output/bias": (o,)}
 
 
@@ -118,24 +122,23 @@ def _forward_attention(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch, dec
     x = batch.inputs
     b, dt = x.shape[0], x.dtype
     pe, pd, head = _sub(params, "encoder"), _sub(params, "decoder"), _sub(params, "output")
-    state = (np.zeros((b, spec.hidden_size), dt), np.zeros((b, spec.A), dt), np.zeros((b, spec.L, spec.A), dt))
+    state = _zero_wrapper_state(spec, b, dt)
     xp = aw.project_inputs(pe, x)  # (B, T, D): every encoder step in one product
     enc_out, enc_caches = [], []
     for t in range(spec.input_steps):
-        out, state, c = aw.step(pe, xp[:, t], state)
+        out, state, c = aw.step(pe, xp[:, t], state, spec.cell, spec.forget_bias)
         enc_out.append(out)
         enc_caches.append(c)
-    results: Results = {"output": {}, "state": {"encoder/cell": state[0], "encoder/attns": state[1],
-                                                "encoder/attn_states": state[2]}}
+    results: Results = {"output": {}, "state": _wrapper_state_results(spec, "encoder", state)}
     outs, logits, fed, dec_caches = [out], [dense.forward(head, out)], [], []
     for k in range(1, spec.output_steps):
         onehot = _fed(spec, batch, decoding, k, logits[-1])
-        out, state, c = aw.step(pd, aw.project_inputs(pd, onehot), state)
+        out, state, c = aw.step(pd, aw.project_inputs(pd, onehot), state, spec.cell, spec.forget_bias)
         outs.append(out)
         logits.append(dense.forward(head, out))
         fed.append(onehot)
         dec_caches.append(c)
-    results["state"].update({"decoder/cell": state[0], "decoder/attns": state[1], "decoder/attn_states": state[2]})
+    results["state"].update(_wrapper_state_results(spec, "decoder", state))
     results["output"]["encoder"] = np.stack(enc_out, axis=1)
     results["output"]["decoder"] = np.stack(outs[1:], axis=1) if outs[1:] else np.zeros((b, 0, spec.A), dt)
     dz = _finish(spec, np.stack(logits, axis=1), batch, results)
@@ -149,7 +152,7 @@ def _backward_attention(spec: Seq2SeqSpec, params: dict, cache: dict) -> dict:
     ge, gd = aw.zero_grads(pe), aw.zero_grads(pd)
     b = d_outs.shape[0]
     dt = d_outs.dtype
-    d_state = (np.zeros((b, spec.hidden_size), dt), np.zeros((b, spec.A), dt), np.zeros((b, spec.L, spec.A), dt))
+    d_state = _zero_wrapper_state(spec, b, dt)
     for k in reversed(range(len(cache["dec"]))):
         d_xp, d_state = aw.step_backward(pd, cache["dec"][k], d_outs[:, k + 1], d_state, gd)
         fed = cache["fed"][k]
@@ -169,24 +172,40 @@ def _backward_attention(spec: Seq2SeqSpec, params: dict, cache: dict) -> dict:
     return grads
 
 
-def _run_cell(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, list]:
-    xw = x @ kernel[:x.shape[-1]] + bias  # (B, T, H): every step in one product
+def _zero_wrapper_state(spec: Seq2SeqSpec, b: int, dt: np.dtype) -> tuple:
+    return (seq2seq_cell.zero_state(spec.cell, b, spec.hidden_size, dt), np.zeros((b, spec.A), dt),
+            np.zeros((b, spec.L, spec.A), dt))
+
+
+def _cell_state_results(spec: Seq2SeqSpec, prefix: str, state: tuple) -> dict:
+    return {f"{prefix}/cell{suffix}": part for suffix, part in zip(seq2seq_cell.STATE_PARTS[spec.cell], state)}
+
+
+def _wrapper_state_results(spec: Seq2SeqSpec, prefix: str, state: tuple) -> dict:
+    out = _cell_state_results(spec, prefix, state[0])
+    out.update({f"{prefix}/attns": state[1], f"{prefix}/attn_states": state[2]})
+    return out
+
+
+def _run_cell(spec: Seq2SeqSpec, kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, state: tuple
+              ) -> tuple[np.ndarray, tuple, list]:
+    xw = x @ kernel[:x.shape[-1]] + bias  # (B, T, G*H): every step in one product
     outs, caches = [], []
     for t in range(x.shape[1]):
-        h, c = seq2seq_cell.step(kernel, xw[:, t], h)
+        h, state, c = seq2seq_cell.step(spec.cell, kernel, xw[:, t], state, spec.forget_bias)
         outs.append(h)
         caches.append(c)
-    return np.stack(outs, axis=1), caches
+    return np.stack(outs, axis=1), state, caches
 
 
-def _back_cell(kernel: np.ndarray, caches: list, x: np.ndarray, d_h_steps: np.ndarray, d_h_last: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """BPTT through ``_run_cell``: (d kernel, d bias, dL/d h0)."""
+def _back_cell(spec: Seq2SeqSpec, kernel: np.ndarray, caches: list, x: np.ndarray, d_h_steps: np.ndarray,
+               d_last: tuple) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """BPTT through ``_run_cell``: (d kernel, d bias, dL/d initial state)."""
     d_kernel = np.zeros_like(kernel)
-    d_xw = np.zeros(d_h_steps.shape, d_h_steps.dtype)
-    carry = d_h_last
+    d_xw = np.zeros(d_h_steps.shape[:2] + (kernel.shape[1],), d_h_steps.dtype)
+    carry = d_last
     for t in reversed(range(len(caches))):
-        d_xw[:, t], carry = seq2seq_cell.step_backward(kernel, caches[t], d_h_steps[:, t] + carry, d_kernel)
+        d_xw[:, t], carry = seq2seq_cell.step_backward(spec.cell, kernel, caches[t], d_h_steps[:, t], carry, d_kernel)
     d = x.shape[-1]
     d_kernel[:d] += x.reshape(-1, d).T @ d_xw.reshape(-1, d_xw.shape[-1])
     return d_kernel, d_xw.sum(axis=(0, 1)), carry
@@ -198,19 +217,20 @@ def _forward_seq2seq(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch, decod
     ke, be, kd, bd = (params[n] for n in ("encoder/cell/kernel", "encoder/cell/bias", "decoder/cell/kernel",
                                           "decoder/cell/bias"))
     head = _sub(params, "output")
-    enc, enc_caches = _run_cell(ke, be, x, np.zeros((b, spec.hidden_size), dt))
+    enc, state, enc_caches = _run_cell(spec, ke, be, x, seq2seq_cell.zero_state(spec.cell, b, spec.hidden_size, dt))
     h = enc[:, -1]
+    results: Results = {"state": _cell_state_results(spec, "encoder", state)}
     outs, logits, fed, dec_caches = [h], [dense.forward(head, h)], [], []
     for k in range(1, spec.output_steps):
         onehot = _fed(spec, batch, decoding, k, logits[-1])
-        h, c = seq2seq_cell.step(kd, onehot @ kd[:spec.output_size] + bd, h)
+        h, state, c = seq2seq_cell.step(spec.cell, kd, onehot @ kd[:spec.output_size] + bd, state, spec.forget_bias)
         outs.append(h)
         logits.append(dense.forward(head, h))
         fed.append(onehot)
         dec_caches.append(c)
-    results: Results = {"output": {"encoder": enc, "decoder": np.stack(outs[1:], axis=1) if outs[1:] else
-                                   np.zeros((b, 0, spec.hidden_size), dt)},
-                        "state": {"encoder/cell": enc[:, -1], "decoder/cell": h}}
+    results["output"] = {"encoder": enc, "decoder": np.stack(outs[1:], axis=1) if outs[1:] else
+                         np.zeros((b, 0, spec.hidden_size), dt)}
+    results["state"].update(_cell_state_results(spec, "decoder", state))
     dz = _finish(spec, np.stack(logits, axis=1), batch, results)
     return results, {"x": x, "enc": enc_caches, "dec": dec_caches, "outs": np.stack(outs, axis=1), "fed": fed,
                      "dz": dz}
@@ -220,15 +240,15 @@ def _backward_seq2seq(spec: Seq2SeqSpec, params: dict, cache: dict) -> dict:
     ke, kd = params["encoder/cell/kernel"], params["decoder/cell/kernel"]
     head_g, d_outs = dense.backward(_sub(params, "output"), cache["outs"], cache["dz"])
     b, dt = d_outs.shape[0], d_outs.dtype
-    carry = np.zeros((b, spec.hidden_size), dt)
+    carry = seq2seq_cell.zero_state(spec.cell, b, spec.hidden_size, dt)
     g_kd, g_bd = np.zeros_like(kd), np.zeros_like(params["decoder/cell/bias"])
     for k in reversed(range(len(cache["dec"]))):
-        d_xw, carry = seq2seq_cell.step_backward(kd, cache["dec"][k], d_outs[:, k + 1] + carry, g_kd)
+        d_xw, carry = seq2seq_cell.step_backward(spec.cell, kd, cache["dec"][k], d_outs[:, k + 1], carry, g_kd)
         g_kd[:spec.output_size] += cache["fed"][k].T @ d_xw
         g_bd += d_xw.sum(axis=0)
     d_steps = np.zeros((b, spec.input_steps, spec.hidden_size), dt)
     d_steps[:, -1] = d_outs[:, 0]
-    g_ke, g_be, _ = _back_cell(ke, cache["enc"], cache["x"], d_steps, carry)
+    g_ke, g_be, _ = _back_cell(spec, ke, cache["enc"], cache["x"], d_steps, carry)
     return {"encoder/cell/kernel": g_ke, "encoder/cell/bias": g_be, "output/kernel": head_g["kernel"],
             "output/bias": head_g["bias"], "decoder/cell/kernel": g_kd, "decoder/cell/bias": g_bd}
 
@@ -236,9 +256,9 @@ def _backward_seq2seq(spec: Seq2SeqSpec, params: dict, cache: dict) -> dict:
 def _forward_bidirectional(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch) -> tuple[Results, dict]:
     x = batch.inputs
     b, dt = x.shape[0], x.dtype
-    h0 = np.zeros((b, spec.hidden_size), dt)
-    fw, fw_caches = _run_cell(params["fw/cell/kernel"], params["fw/cell/bias"], x, h0)
-    bw_rev, bw_caches = _run_cell(params["bw/cell/kernel"], params["bw/cell/bias"], x[:, ::-1], h0)
+    s0 = seq2seq_cell.zero_state(spec.cell, b, spec.hidden_size, dt)
+    fw, _, fw_caches = _run_cell(spec, params["fw/cell/kernel"], params["fw/cell/bias"], x, s0)
+    bw_rev, _, bw_caches = _run_cell(spec, params["bw/cell/kernel"], params["bw/cell/bias"], x[:, ::-1], s0)
     # TF1 static_bidirectional_rnn(...)[0][-1]: forward after all steps, backward after the last input only
     last = np.concatenate([fw[:, -1], bw_rev[:, 0]], axis=1)
     results: Results = {"output": {"forward": fw, "backward": bw_rev[:, ::-1]}}
@@ -251,13 +271,13 @@ def _backward_bidirectional(spec: Seq2SeqSpec, params: dict, cache: dict) -> dic
     h = spec.hidden_size
     x = cache["x"]
     b, t = x.shape[:2]
-    zeros = np.zeros((b, h), d_last.dtype)
+    zeros = seq2seq_cell.zero_state(spec.cell, b, h, d_last.dtype)
     d_fw = np.zeros((b, t, h), d_last.dtype)
     d_fw[:, -1] = d_last[:, :h]
     d_bw = np.zeros((b, t, h), d_last.dtype)
     d_bw[:, 0] = d_last[:, h:]
-    g_kf, g_bf, _ = _back_cell(params["fw/cell/kernel"], cache["fw"], x, d_fw, zeros)
-    g_kb, g_bb, _ = _back_cell(params["bw/cell/kernel"], cache["bw"], x[:, ::-1], d_bw, zeros)
+    g_kf, g_bf, _ = _back_cell(spec, params["fw/cell/kernel"], cache["fw"], x, d_fw, zeros)
+    g_kb, g_bb, _ = _back_cell(spec, params["bw/cell/kernel"], cache["bw"], x[:, ::-1], d_bw, zeros)
     return {"fw/cell/kernel": g_kf, "fw/cell/bias": g_bf, "bw/cell/kernel": g_kb, "bw/cell/bias": g_bb,
             "output/kernel": head_g["kernel"], "output/bias": head_g["bias"]}
 
@@ -320,7 +340,8 @@ def time_axis(spec: Seq2SeqSpec, quantity: str, name: str) -> int | None:
 
 
 def gate_blocks(spec: Seq2SeqSpec, name: str) -> tuple[str, ...]:
-    return ()
+    """TF1's i, j, f, o blocks along the last axis of an LSTM cell's kernel and bias."""
+    return seq2seq_cell.GATES[spec.cell] if name.endswith(("cell/kernel", "cell/bias")) else ()
 
 
 def decision_margins(spec: Seq2SeqSpec, results: Results, batch: Seq2SeqBatch) -> np.ndarray:

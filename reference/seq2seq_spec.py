@@ -7,12 +7,13 @@ from typing import ClassVar
 import numpy as np
 
 KINDS = ("seq2seq", "attention", "bidirectional")
-CELLS = ("simple_rnn",)
+CELLS = ("simple_rnn", "lstm")
 
 
 @dataclass(frozen=True)
 class Seq2SeqSpec:
-    """One of the article's three models, all built on TF1 BasicRNNCell (one kernel over [x, h]).
+    """One of the article's three models, built on TF1 BasicRNNCell (one kernel over [x, h]) or, with
+    ``cell="lstm"``, on TF1 BasicLSTMCell (the book's choice; ``forget_bias`` added at run time).
 
     * ``seq2seq``: an encoder over ``input_steps`` one-hot steps; the output layer reads the encoder's
       last output for the first symbol, then a decoder cell, started from the encoder's final state,
@@ -40,6 +41,7 @@ class Seq2SeqSpec:
     attn_vec_size: int = 0        # 0: attn_size, TF's default
     attn_length: int = 0          # 0: input_steps (the article's attn_length)
     cell: str = "simple_rnn"
+    forget_bias: float = 1.0      # BasicLSTMCell's run-time forget bias (TF1's default); LSTM only
     decoding: str = "greedy"
     loss: str = "clipped_log_ce"
     accuracy: str = "argmax"

@@ -25,8 +25,9 @@ def _fd_gradient(spec, params, batch, decoding, name, eps=1e-6):
 
 @pytest.mark.parametrize("kind,decoding", [("attention", "greedy"), ("attention", "teacher"), ("seq2seq", "greedy"),
                                            ("seq2seq", "teacher"), ("bidirectional", "greedy")])
-def test_gradients_match_finite_differences(kind: str, decoding: str) -> None:
-    spec = small_spec(kind, decoding)
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm"])
+def test_gradients_match_finite_differences(kind: str, decoding: str, cell: str) -> None:
+    spec = small_spec(kind, decoding, cell=cell)
     params, batch = small_case(spec, seed=3)
     grads = seq2seq.evaluate(spec, params, batch)["gradient"]
     assert list(grads) == list(seq2seq.param_shapes(spec))
@@ -185,3 +186,17 @@ def test_sgd_train_is_plain_sgd_on_the_teacher_forced_loss() -> None:
     for k in params:
         np.testing.assert_array_equal(trained[k], step1[k] - 0.5 * g2[k])
     assert losses.shape == (2,) and losses[1] < losses[0]
+
+
+def test_lstm_cell_is_tf1_basic_lstm_with_its_run_time_forget_bias() -> None:
+    from reference import seq2seq_cell
+    c_prev, h_prev = np.array([[0.8, -0.4]]), np.array([[0.3, 0.1]])
+    kernel = np.zeros((3 + 2, 8))
+    xw = np.zeros((1, 8))
+    xw[0, 2:4] = [0.5, -1.0]  # j, the candidate; i, f, o pre-activations stay 0
+    h, (c, h2), _ = seq2seq_cell.step("lstm", kernel, xw, (c_prev, h_prev), forget_bias=1.0)
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    expected_c = c_prev * sig(1.0) + 0.5 * np.tanh([[0.5, -1.0]])
+    np.testing.assert_allclose(c, expected_c, rtol=1e-15)
+    np.testing.assert_allclose(h, np.tanh(expected_c) * 0.5, rtol=1e-15)
+    assert h is h2

@@ -22,9 +22,10 @@ def _variables_in_order(framework: str, model) -> list[tuple[int, ...]]:
 
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
 @pytest.mark.parametrize("kind", ["attention", "seq2seq", "bidirectional"])
-def test_variables_come_in_the_articles_order_and_round_trip(framework: str, kind: str) -> None:
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm"])
+def test_variables_come_in_the_articles_order_and_round_trip(framework: str, kind: str, cell: str) -> None:
     adapter = importlib.import_module(ADAPTERS[framework])
-    spec = small_spec(kind)
+    spec = small_spec(kind, cell=cell)
     params, _ = small_case(spec, seed=6)
     model = adapter.build(spec, params, "float64")
     table = (seq2seq_tables.keras_table if framework == "tensorflow" else seq2seq_tables.torch_table)(kind)

@@ -24,10 +24,12 @@ def _data(spec, rng, steps, batch_size, held_out):
 SETUP = TrainSetup(steps=3, batch_size=5, lr=0.5, held_out=6, make_data=_data)
 
 
-@pytest.mark.parametrize("kind", ["attention", "seq2seq", "bidirectional"])
+@pytest.mark.parametrize("kind,cell", [("attention", "simple_rnn"), ("seq2seq", "simple_rnn"),
+                                       ("bidirectional", "simple_rnn"), ("attention", "lstm"), ("seq2seq", "lstm"),
+                                       ("bidirectional", "lstm")])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_trained_frameworks_match_the_reference(kind: str, dtype: str) -> None:
-    spec = small_spec(kind)
+def test_trained_frameworks_match_the_reference(kind: str, cell: str, dtype: str) -> None:
+    spec = small_spec(kind, cell=cell)
     report = compare_trained(f"small_{kind}", spec, SETUP, ("tensorflow", "torch"), dtype, seed=4)
     assert report.verdict == "equivalent", render.table(report)
     names = list(param_shapes(spec))

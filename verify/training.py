@@ -111,6 +111,9 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     from verify.engine import seen_by, versions  # here: the engine dispatches to this module
 
     family = importlib.import_module(spec.family)
+
+    def gates(q: str, n: str) -> tuple[str, ...]:
+        return family.gate_blocks(spec, n) if q in ("gradient", "parameter", "trained parameter") else ()
     adapters = {fw: registry.get(fw, spec) for fw in frameworks}
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
@@ -167,7 +170,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
         trained = adapters[fw].extract(models[fw])
         for pname, value in ref_params.items():
             checks.append(compare_tensor(fw, "reference SGD", "trained parameter", pname, trained[pname], value,
-                                         allow_trained[pname], dtype))
+                                         allow_trained[pname], dtype, None, gates("trained parameter", pname)))
         checks.append(compare_tensor(fw, "reference SGD", "loss", "training", fw_losses[fw], ref_losses,
                                      allow_trained["training"], dtype, 0))
         results = adapters[fw].run(models[fw], spec, test, dtype)
@@ -193,7 +196,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
                 notes.append(note)
         checks += compare_results(fw, "reference", results, _without(ref, "output", "decoded"),
                                   lambda q, n: allow[(q, n)], dtype, lambda q, n: family.time_axis(spec, q, n),
-                                  lambda q, n: ())
+                                  gates)
         sides.append(_Side(fw, trained, fw_losses[fw], results, ref, allow, allow_trained))
 
     for i in range(len(sides)):
@@ -213,7 +216,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
                 return tolerance.trained_pair(a.allow[(q, n)], b.allow[(q, n)], drift)
             checks += compare_results(pair, b.framework, _without(a.results, "output", "decoded"),
                                       _without(b.results, "output", "decoded"), pair_allow, dtype,
-                                      lambda q, n: family.time_axis(spec, q, n), lambda q, n: ())
+                                      lambda q, n: family.time_axis(spec, q, n), gates)
     notes += _first_divergence(spec, frameworks, checks)
     timings["verifying"] = time.perf_counter() - t
     return Report(name, dtype, seed, tuple(frameworks), vers, tuple(checks), tuple(notes), timings)

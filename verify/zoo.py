@@ -76,6 +76,11 @@ def _article_models() -> dict[str, ZooModel]:
                         description="seeds/002 section 1: BasicRNNCell encoder-decoder feeding back its argmax, "
                                     "3-digit addition; the article's clipped log loss and accuracy"),
             _addition_batch, train=addition),
+        "attention_lstm": ZooModel(
+            Seq2SeqSpec("attention_lstm", kind="attention", hidden_size=32, cell="lstm", forget_bias=1.0,
+                        description="the attention model with TF1 BasicLSTMCells (forget_bias 1.0), as the book the "
+                                    "article studies used; the query reads [c, h]"),
+            _addition_batch, train=addition),
         "bidirectional_classifier": ZooModel(
             Seq2SeqSpec("bidirectional_classifier", kind="bidirectional", input_size=8, output_size=10,
                         hidden_size=32, input_steps=8,
