@@ -153,7 +153,8 @@ def _classes() -> dict[str, Any]:
                                                     spec.L, spec.A, spec.V, variant, name="encoder", dtype=dt)
                 self.output_layer = Linear(spec.A, spec.output_size, name="output_layer", dtype=dt)
                 self.decoder = AttentionCellWrapper(cell(spec.output_size, "cell"),
-                                                    spec.output_size, spec.L, spec.A, spec.V, variant, name="decoder", dtype=dt)
+                                                    spec.output_size, spec.L, spec.A, spec.V, variant, name="decoder",
+                                                    dtype=dt)
             elif spec.kind == "seq2seq":
                 self.encoder = cell(spec.input_size, "encoder")
                 self.output_layer = Linear(h, spec.output_size, name="output_layer", dtype=dt)
@@ -288,7 +289,7 @@ def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float,
     opt = keras.optimizers.SGD(learning_rate=lr)
     variables = list(_variables(model).values())
 
-    @tf.function
+    @tf.function(autograph=False)  # the loops run over Python ints: nothing for AutoGraph to convert
     def step(x: Any, y: Any) -> Any:
         with tf.GradientTape() as tape:
             _, loss, _ = _loss_acc(keras.ops, model(x, y, teacher=True)["logits"], y)

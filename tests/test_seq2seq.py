@@ -2,9 +2,11 @@
 the article's own NumPy code, TF1's bidirectional last-output semantics, and layout errors."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from reference import seq2seq
 from reference.losses import softmax
@@ -37,10 +39,18 @@ def test_gradients_match_finite_differences(kind: str, decoding: str, cell: str)
         np.testing.assert_allclose(grads[name], fd, rtol=1e-6, atol=1e-8, err_msg=name)
 
 
-@given(seed=st.integers(0, 2**32 - 1), decoding=st.sampled_from(["greedy", "teacher"]))
-def test_attention_gradients_on_drawn_weights(seed: int, decoding: str) -> None:
+def _examples(test):
+    """VERIFY_EXAMPLES=N runs N examples instead of the profile's count."""
+    n = os.environ.get("VERIFY_EXAMPLES")
+    return settings(max_examples=int(n))(test) if n else test
+
+
+@_examples
+@given(seed=st.integers(0, 2**32 - 1), decoding=st.sampled_from(["greedy", "teacher"]),
+       cell=st.sampled_from(["simple_rnn", "lstm"]))
+def test_attention_gradients_on_drawn_weights(seed: int, decoding: str, cell: str) -> None:
     spec = small_spec("attention", decoding, hidden_size=2, attn_size=3, attn_vec_size=2, input_steps=3,
-                      output_steps=3, attn_length=2)
+                      output_steps=3, attn_length=2, cell=cell)
     params, batch = small_case(spec, seed, batch=3)
     grads = seq2seq.evaluate(spec, params, batch)["gradient"]
     for name in ("encoder/attention/attn_w", "encoder/input_projection/kernel", "decoder/attention/query/kernel",

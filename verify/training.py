@@ -122,8 +122,8 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     timings: dict[str, float] = {}
     checks: list[Check] = []
     notes = [spec.description,
-             f"training: {n_steps} plain SGD steps (lr {setup.lr:g}, batch {setup.batch_size}, teacher forcing) from one "
-             f"seeded start; held-out set: {len(test)} examples, decoding {spec.decoding}"]
+             f"training: {n_steps} plain SGD steps (lr {setup.lr:g}, batch {setup.batch_size}, teacher forcing) "
+             f"from one seeded start; held-out set: {len(test)} examples, decoding {spec.decoding}"]
 
     t = time.perf_counter()
     progress(f"importing {', '.join(frameworks)}")
@@ -139,12 +139,15 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
             adapters[fw].build(spec, params, dtype)
         back = adapters[fw].extract(models[fw])
         for pname, value in params.items():
-            checks.append(compare_tensor(fw, "built weights", "parameter", pname, back.get(pname, np.full_like(value, np.nan)),
-                                         value.astype(dtype).astype(np.float64), exact, dtype))
+            got = back.get(pname, np.full_like(value, np.nan))
+            checks.append(compare_tensor(fw, "built weights", "parameter", pname, got,
+                                         value.astype(dtype).astype(np.float64), exact, dtype, None,
+                                         gates("parameter", pname)))
     timings["building"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    progress(f"reference: {n_steps} SGD steps in float64" + (" and float32 (noise floor)" if dtype != "float64" else ""))
+    progress(f"reference: {n_steps} SGD steps in float64" + (" and in float32 (noise floor)" if dtype != "float64"
+                                                             else ""))
     batches64 = [seen_by(b, dtype) for b in batches]
     ref_params, ref_losses = family.sgd_train(spec, params, batches64, setup.lr)
     low_params = low_losses = None
@@ -180,7 +183,9 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
             path = test.with_fed_back(decoded[:, :-1].astype(np.int64))
         path64 = seen_by(path, dtype)
         ref = family.evaluate(spec, trained, path64)
-        low = family.evaluate(spec, _cast(trained, dtype), path64.astype(np.dtype(dtype))) if dtype != "float64" else None
+        low = None  # the noise floor: the same recomputation rounded to dtype
+        if dtype != "float64":
+            low = family.evaluate(spec, _cast(trained, dtype), path64.astype(np.dtype(dtype)))
         allow: dict[tuple[str, str], Allowance] = {}
         for q, tensors in ref.items():
             for n, v in tensors.items():
