@@ -93,6 +93,22 @@ def _first_divergence(spec: Any, frameworks: tuple[str, ...], checks: list[Check
     return lines
 
 
+def _add_teacher_forced(spec: Any, family: Any, adapter: Any, model: Any, trained: dict, test64: Any, dtype: str,
+                        results: Results, ref: Results, allow: dict) -> None:
+    """The training objective on the held-out set: loss and gradients under teacher forcing, where the
+    decoder reads the previous target (greedy decoding's fed-back one-hot carries no gradient; this does
+    not either, but every step's input is then the same on both sides by construction)."""
+    t_res = adapter.run(model, dataclasses.replace(spec, decoding="teacher"), test64, dtype)
+    t_ref = family.evaluate(spec, trained, test64, "teacher")
+    t_low = family.evaluate(spec, _cast(trained, dtype), test64.astype(np.dtype(dtype)), "teacher") \
+        if dtype != "float64" else None
+    for q in ("loss", "gradient"):
+        tq = f"teacher-forced {q}"
+        results[tq], ref[tq] = t_res[q], t_ref[q]
+        for n, v in t_ref[q].items():
+            allow[(tq, n)] = tolerance.for_tensor(v, dtype, _floor(None if t_low is None else t_low[q][n], v))
+
+
 @dataclass
 class _Side:
     framework: str
@@ -113,7 +129,8 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     family = importlib.import_module(spec.family)
 
     def gates(q: str, n: str) -> tuple[str, ...]:
-        return family.gate_blocks(spec, n) if q in ("gradient", "parameter", "trained parameter") else ()
+        return family.gate_blocks(spec, n) if q in ("gradient", "teacher-forced gradient", "parameter",
+                                                    "trained parameter") else ()
     adapters = {fw: registry.get(fw, spec) for fw in frameworks}
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
@@ -199,6 +216,9 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
             checks.append(check)
             if note:
                 notes.append(note)
+        if spec.kind != "bidirectional" and spec.decoding == "greedy":
+            _add_teacher_forced(spec, family, adapters[fw], models[fw], trained, seen_by(test, dtype), dtype,
+                                results, ref, allow)
         checks += compare_results(fw, "reference", results, _without(ref, "output", "decoded"),
                                   lambda q, n: allow[(q, n)], dtype, lambda q, n: family.time_axis(spec, q, n),
                                   gates)
