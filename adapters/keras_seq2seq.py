@@ -9,7 +9,9 @@ Python; ``train`` runs plain SGD in a ``tf.function``.
 
 ``variant`` builds a deliberately broken model for the verifier's own tests: ``window_lag`` appends
 each step's output to the attention window one step late; ``drop_attention_state`` starts the
-decoder from the encoder's cell state with zero attns and window.
+decoder from the encoder's cell state with zero attns and window; ``whole_backward`` feeds the
+bidirectional classifier the backward state after the whole reversed sequence (Keras's
+``Bidirectional`` semantics) instead of TF1's backward output at the last input.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from reference.seq2seq import check_params
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
 
 FRAMEWORK = "tensorflow"
-VARIANTS = ("", "window_lag", "drop_attention_state")
+VARIANTS = ("", "window_lag", "drop_attention_state", "whole_backward")
 
 
 def versions() -> dict[str, str]:
@@ -176,7 +178,8 @@ def _classes() -> dict[str, Any]:
                 for t in reversed(range(spec.input_steps)):
                     h, state = self.bw(x[:, t], state)
                     bw.append(h)
-                last = ops.concatenate([fw[-1], bw[0]], axis=-1)  # TF1: backward after the last input only
+                last_bw = bw[-1] if self.variant == "whole_backward" else bw[0]  # the trap: Keras's semantics
+                last = ops.concatenate([fw[-1], last_bw], axis=-1)  # TF1: backward after the last input only
                 return {"logits": self.output_layer(last), "forward": ops.stack(fw, 1),
                         "backward": ops.stack(bw[::-1], 1)}
             state = self.encoder.zero_state(b, dt)

@@ -23,7 +23,7 @@ from reference.seq2seq import check_params
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
 
 FRAMEWORK = "torch"
-VARIANTS = ("", "window_lag", "drop_attention_state")
+VARIANTS = ("", "window_lag", "drop_attention_state", "whole_backward")
 
 
 def _torch() -> Any:
@@ -151,7 +151,8 @@ def _classes() -> dict[str, Any]:
                     h, state = self.bw(x[:, t], state)
                     bw.append(h)
                 # TF1 static_bidirectional_rnn(...)[0][-1]: backward after the last input only
-                return {"logits": self.output_layer(torch.cat([fw[-1], bw[0]], -1)), "forward": torch.stack(fw, 1),
+                last_bw = bw[-1] if self.variant == "whole_backward" else bw[0]  # the trap: Keras's semantics
+                return {"logits": self.output_layer(torch.cat([fw[-1], last_bw], -1)), "forward": torch.stack(fw, 1),
                         "backward": torch.stack(bw[::-1], 1)}
             state = self.encoder.zero_state(b, x)
             enc = []

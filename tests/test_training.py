@@ -71,3 +71,16 @@ def test_attention_traps_are_caught_at_their_first_step(framework: str, variant:
         assert report.find(framework, "output", "logits").first_bad_step == 1, render.table(report)
     assert f"{framework}: first divergent step on the held-out set: output {tensor} step {step}" in \
         render.table(report)
+
+
+@pytest.mark.parametrize("variant", ["", "whole_backward"])
+def test_bidirectional_last_output_trap_is_caught(variant: str) -> None:
+    """Keras's Bidirectional last state (backward after the whole reversed sequence) is not TF1's last output."""
+    spec = small_spec("bidirectional")
+    report = compare_trained("small_bidirectional", spec, SETUP, ("torch",), "float64", seed=8, variant=variant)
+    if not variant:
+        assert report.verdict == "equivalent", render.table(report)
+        return
+    assert report.verdict == "mismatch", render.table(report)
+    assert not report.find("torch", "output", "logits").ok, render.table(report)
+    assert report.find("torch", "output", "backward").ok, render.table(report)  # the cells themselves are right
