@@ -45,6 +45,12 @@ def _floor(low: np.ndarray | None, ref: np.ndarray) -> float:
     return 0.0 if low is None else float(np.max(np.abs(np.asarray(low, np.float64) - ref)))
 
 
+def _ulp_moved(params: dict, seed: int) -> dict:
+    """Every float64 weight moved by one ulp, up or down at random (seeded)."""
+    rng = np.random.default_rng([seed, 2**32 - 1])
+    return {k: v + rng.choice([-1.0, 1.0], size=v.shape) * np.spacing(v) for k, v in params.items()}
+
+
 def _without(results: Results, quantity: str, name: str) -> Results:
     return {q: {n: v for n, v in t.items() if (q, n) != (quantity, name)} for q, t in results.items()}
 
@@ -163,14 +169,15 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     timings["building"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    progress(f"reference: {n_steps} SGD steps in float64" + (" and in float32 (noise floor)" if dtype != "float64"
-                                                             else ""))
+    progress(f"reference: {n_steps} SGD steps in float64, and again " +
+             ("in float32" if dtype != "float64" else "from weights moved by one ulp") + " (training floor)")
     batches64 = [seen_by(b, dtype) for b in batches]
     ref_params, ref_losses = family.sgd_train(spec, params, batches64, setup.lr)
-    low_params = low_losses = None
-    if dtype != "float64":
+    if dtype != "float64":  # the training floor: the same SGD rounded to dtype
         low_params, low_losses = family.sgd_train(spec, _cast(params, dtype),
                                                   [b.astype(np.dtype(dtype)) for b in batches64], setup.lr)
+    else:  # the training floor: the same SGD from weights moved by one ulp (how much the trajectory amplifies)
+        low_params, low_losses = family.sgd_train(spec, _ulp_moved(params, seed), batches64, setup.lr)
     timings["training: reference"] = time.perf_counter() - t
     fw_losses = {}
     for fw in frameworks:
@@ -181,9 +188,8 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    allow_trained = {n: tolerance.for_tensor(v, dtype, _floor(None if low_params is None else low_params[n], v))
-                     for n, v in ref_params.items()}
-    allow_trained["training"] = tolerance.for_tensor(ref_losses, dtype, _floor(low_losses, ref_losses))
+    allow_trained = {n: tolerance.for_trained(v, dtype, _floor(low_params[n], v)) for n, v in ref_params.items()}
+    allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, _floor(low_losses, ref_losses))
     sides = []
     for fw in frameworks:
         progress(f"{fw}: extracting the trained weights, running the held-out set, recomputing in the reference")
