@@ -84,3 +84,20 @@ def test_bidirectional_last_output_trap_is_caught(variant: str) -> None:
     assert report.verdict == "mismatch", render.table(report)
     assert not report.find("torch", "output", "logits").ok, render.table(report)
     assert report.find("torch", "output", "backward").ok, render.table(report)  # the cells themselves are right
+
+
+@pytest.mark.parametrize("lr_error", [0.0, 1e-9])
+def test_a_framework_training_with_another_learning_rate_is_caught(lr_error: float, monkeypatch) -> None:
+    """The training floor (the reference retrained from weights moved by one ulp) stays at rounding level:
+    an optimiser whose step differs by one part in 1e9 is a mismatch in the trained weights."""
+    from adapters import torch_seq2seq
+    train = torch_seq2seq.train
+
+    def off_train(model, spec, batches, lr, *args, **kw):
+        return train(model, spec, batches, lr * (1 + lr_error), *args, **kw)
+    monkeypatch.setattr(torch_seq2seq, "train", off_train)
+    spec = small_spec("attention")
+    report = compare_trained("small_attention", spec, SETUP, ("torch",), "float64", seed=4)
+    check = report.find("torch", "trained parameter", "output/kernel")
+    assert check.ok == (lr_error == 0.0), render.table(report)
+    assert report.verdict == ("equivalent" if lr_error == 0.0 else "mismatch"), render.table(report)
