@@ -46,7 +46,8 @@ def table(report: Report) -> str:
     if scalars:
         lines.append("values (as computed | as the other side computed or recomputed them):")
         for c in scalars:
-            lines.append(f"  {c.framework} {c.quantity} {c.name}: {c.value:.10g} | {c.against} {c.reference_value:.10g}")
+            lines.append(f"  {c.framework} {c.quantity} {c.name}: {c.value:.10g} | "
+                         f"{c.against} {c.reference_value:.10g}")
     if report.timings:
         lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
     bad = report.failures
