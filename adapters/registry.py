@@ -15,6 +15,8 @@ FRAMEWORKS = ("tensorflow", "torch")
 ADAPTERS: dict[tuple[str, str], str] = {
     ("tensorflow", "reference.model"): "adapters.keras3",
     ("torch", "reference.model"): "adapters.torch_nn",
+    ("tensorflow", "reference.seq2seq"): "adapters.keras_seq2seq",
+    ("torch", "reference.seq2seq"): "adapters.torch_seq2seq",
 }
 
 

@@ -50,8 +50,12 @@ def compare_tensor(framework: str, against: str, quantity: str, name: str, x: np
         gate = gates[where[-1] // block]
         cols = np.nonzero(bad.reshape(-1, ref.shape[-1]).any(axis=0))[0]
         bad_gates = tuple(dict.fromkeys(gates[c // block] for c in cols))
+    value = reference_value = None
+    if ref.size == 1:  # a scalar (loss, accuracy): the values themselves are worth showing
+        value, reference_value = float(x.reshape(-1)[0]), float(ref.reshape(-1)[0])
     return Check(framework, against, quantity, name, tuple(ref.shape), dtype, max_abs, max_rel, ulp, where,
-                 int(bad.sum()), int(ref.size), allowance, not bad.any(), first_bad_step, gate, bad_gates)
+                 int(bad.sum()), int(ref.size), allowance, not bad.any(), first_bad_step, gate, bad_gates,
+                 value, reference_value)
 
 
 def compare_results(framework: str, against: str, results: Results, ref: Results,

@@ -118,6 +118,9 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     spec = entry.spec
     for fw in frameworks:
         registry.get(fw, spec)  # unknown framework or family: fail before any work
+    if entry.train is not None:  # a model trained before it is verified: verify/training.py
+        from verify import training
+        return training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress)
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
     batch = entry.make_batch(spec, rng)

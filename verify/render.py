@@ -42,6 +42,12 @@ def table(report: Report) -> str:
     lines.append("allowances (an element passes when |x - ref| <= atol + rtol*|ref|; each check's reason is in the JSON):")
     for rule in dict.fromkeys(c.allowed.rule for c in report.checks):
         lines.append(f"  {rule}")
+    scalars = [c for c in report.checks if c.value is not None]
+    if scalars:
+        lines.append("values (as computed | as the other side computed or recomputed them):")
+        for c in scalars:
+            lines.append(f"  {c.framework} {c.quantity} {c.name}: {c.value:.10g} | "
+                         f"{c.against} {c.reference_value:.10g}")
     if report.timings:
         lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
     bad = report.failures

@@ -35,6 +35,8 @@ class Check:
     first_bad_step: int | None = None
     gate: str | None = None   # gate block of the largest error, for gate-stacked tensors
     bad_gates: tuple[str, ...] = ()
+    value: float | None = None            # scalar checks (loss, accuracy): the value this side computed
+    reference_value: float | None = None  # ... and the value of the side it is compared with
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,253 @@
+"""``compare`` with training: each framework trains its own model, and the reference checks the result.
+
+From one seeded initialisation every framework builds its model, trains it with plain SGD on the
+same batches (teacher forcing), and hands back its trained weights through its adapter. The
+reference runs the same SGD in float64 (and again in float32 to measure the noise floor), and
+recomputes outputs, states, accuracy, loss and gradients on a held-out set from each framework's
+trained weights. The report has, per framework: the weights read back after building, the trained
+weights and per-step training losses against the reference's SGD, and the held-out results against
+the reference; then the frameworks against each other. verify/tolerance.py states every allowance.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from adapters import registry
+from reference.params import init_params
+from verify import tolerance
+from verify.compare import Results, compare_results, compare_tensor
+from verify.report import Allowance, Check, Report
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """How a zoo model is trained: ``make_data(spec, rng, steps, batch_size, held_out)`` gives the
+    training batches (one per step) and the held-out batch."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    held_out: int
+    make_data: Callable[..., tuple[list, Any]]
+
+
+def _cast(params: dict, dtype: str) -> dict:
+    return {k: v.astype(dtype) for k, v in params.items()}
+
+
+def _floor(low: np.ndarray | None, ref: np.ndarray) -> float:
+    return 0.0 if low is None else float(np.max(np.abs(np.asarray(low, np.float64) - ref)))
+
+
+def _ulp_moved(params: dict, seed: int) -> dict:
+    """Every float64 weight moved by one ulp, up or down at random (seeded)."""
+    rng = np.random.default_rng([seed, 2**32 - 1])
+    return {k: v + rng.choice([-1.0, 1.0], size=v.shape) * np.spacing(v) for k, v in params.items()}
+
+
+def _without(results: Results, quantity: str, name: str) -> Results:
+    return {q: {n: v for n, v in t.items() if (q, n) != (quantity, name)} for q, t in results.items()}
+
+
+def _decisions(framework: str, decoded: np.ndarray, ref: Results, allow_pred: Allowance, dtype: str
+               ) -> tuple[Check, str | None]:
+    """The symbols a framework fed back against the reference's argmax along the same path."""
+    pred = ref["output"]["prediction"]
+    ref_dec = np.argmax(pred, axis=-1)
+    top2 = np.sort(pred, axis=-1)[..., -2:]
+    margins = top2[..., 1] - top2[..., 0]
+    slack = allow_pred.atol + allow_pred.rtol * float(np.max(np.abs(pred)))
+    near = margins <= 2 * slack
+    differ = decoded.astype(np.int64) != ref_dec
+    bad = differ & ~near
+    base = compare_tensor(framework, "reference", "output", "decoded", decoded, ref_dec.astype(np.float64),
+                          Allowance(0.0, 0.0, ""), dtype, 1)
+    first = int(np.argmax(bad.any(axis=0))) if bad.any() else None
+    check = dataclasses.replace(base, n_bad=int(bad.sum()), ok=not bad.any(), first_bad_step=first,
+                                allowed=tolerance.for_decisions(int(near.sum()), near.size, slack))
+    note = None
+    if differ.any():
+        b, k = (int(i) for i in np.argwhere(differ)[0])
+        note = (f"{framework}: greedy decoding diverged from the reference's argmax in {int(differ.sum())} of "
+                f"{differ.size} decisions ({int(bad.sum())} not near a tie); first at sample {b}, output step {k}, "
+                f"top-2 margin {margins[b, k]:.3g}; the reference recomputed along {framework}'s symbols")
+    return check, note
+
+
+# outputs in processing order: the encoder runs before the decoder (whose step k emits symbol k + 1)
+_PROCESSING_ORDER = ("encoder", "forward", "backward", "decoder", "logits", "prediction")
+
+
+def _first_divergence(spec: Any, frameworks: tuple[str, ...], checks: list[Check]) -> list[str]:
+    """One line per framework whose held-out outputs diverge: the first tensor and step, in processing order."""
+    lines = []
+    for fw in frameworks:
+        bad = {c.name: c for c in checks if c.framework == fw and c.against == "reference" and c.quantity == "output"
+               and not c.ok and c.first_bad_step is not None}
+        for name in _PROCESSING_ORDER:
+            if name in bad:
+                step = bad[name].first_bad_step
+                extra = f" (emits output symbol {step + 1})" if name == "decoder" else ""
+                lines.append(f"{fw}: first divergent step on the held-out set: output {name} step {step}{extra}")
+                break
+    return lines
+
+
+def _add_teacher_forced(spec: Any, family: Any, adapter: Any, model: Any, trained: dict, test64: Any, dtype: str,
+                        results: Results, ref: Results, allow: dict) -> None:
+    """The training objective on the held-out set: loss and gradients under teacher forcing, where the
+    decoder reads the previous target (greedy decoding's fed-back one-hot carries no gradient; this does
+    not either, but every step's input is then the same on both sides by construction)."""
+    t_res = adapter.run(model, dataclasses.replace(spec, decoding="teacher"), test64, dtype)
+    t_ref = family.evaluate(spec, trained, test64, "teacher")
+    t_low = family.evaluate(spec, _cast(trained, dtype), test64.astype(np.dtype(dtype)), "teacher") \
+        if dtype != "float64" else None
+    for q in ("loss", "gradient"):
+        tq = f"teacher-forced {q}"
+        results[tq], ref[tq] = t_res[q], t_ref[q]
+        for n, v in t_ref[q].items():
+            allow[(tq, n)] = tolerance.for_tensor(v, dtype, _floor(None if t_low is None else t_low[q][n], v))
+
+
+@dataclass
+class _Side:
+    framework: str
+    trained: dict
+    losses: np.ndarray
+    results: Results
+    ref: Results
+    allow: dict
+    allow_trained: dict
+
+
+def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[str, ...], dtype: str, seed: int,
+                    progress: Callable[[str], None] = lambda s: None, variant: str = "",
+                    steps: int | None = None) -> Report:
+    """Build, train, extract and verify every framework; ``variant`` builds a deliberately broken model."""
+    from verify.engine import seen_by, versions  # here: the engine dispatches to this module
+
+    family = importlib.import_module(spec.family)
+
+    def gates(q: str, n: str) -> tuple[str, ...]:
+        return family.gate_blocks(spec, n) if q in ("gradient", "teacher-forced gradient", "parameter",
+                                                    "trained parameter") else ()
+    adapters = {fw: registry.get(fw, spec) for fw in frameworks}
+    rng = np.random.default_rng(seed)
+    params = init_params(spec, rng)
+    n_steps = setup.steps if steps is None else steps
+    batches, test = setup.make_data(spec, rng, n_steps, setup.batch_size, setup.held_out)
+    timings: dict[str, float] = {}
+    checks: list[Check] = []
+    notes = [spec.description,
+             f"training: {n_steps} plain SGD steps (lr {setup.lr:g}, batch {setup.batch_size}, teacher forcing) "
+             f"from one seeded start; held-out set: {len(test)} examples, decoding {spec.decoding}"]
+
+    t = time.perf_counter()
+    progress(f"importing {', '.join(frameworks)}")
+    vers = versions(spec, frameworks)
+    timings["imports"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    models = {}
+    exact = tolerance.for_parameters(dtype)
+    for fw in frameworks:
+        progress(f"{fw}: building the model ({dtype}) and reading it back")
+        models[fw] = adapters[fw].build(spec, params, dtype, variant) if variant else \
+            adapters[fw].build(spec, params, dtype)
+        back = adapters[fw].extract(models[fw])
+        for pname, value in params.items():
+            got = back.get(pname, np.full_like(value, np.nan))
+            checks.append(compare_tensor(fw, "built weights", "parameter", pname, got,
+                                         value.astype(dtype).astype(np.float64), exact, dtype, None,
+                                         gates("parameter", pname)))
+    timings["building"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress(f"reference: {n_steps} SGD steps in float64, and again " +
+             ("in float32" if dtype != "float64" else "from weights moved by one ulp") + " (training floor)")
+    batches64 = [seen_by(b, dtype) for b in batches]
+    ref_params, ref_losses = family.sgd_train(spec, params, batches64, setup.lr)
+    if dtype != "float64":  # the training floor: the same SGD rounded to dtype
+        low_params, low_losses = family.sgd_train(spec, _cast(params, dtype),
+                                                  [b.astype(np.dtype(dtype)) for b in batches64], setup.lr)
+    else:  # the training floor: the same SGD from weights moved by one ulp (how much the trajectory amplifies)
+        low_params, low_losses = family.sgd_train(spec, _ulp_moved(params, seed), batches64, setup.lr)
+    timings["training: reference"] = time.perf_counter() - t
+    fw_losses = {}
+    for fw in frameworks:
+        t1 = time.perf_counter()
+        progress(f"{fw}: training {n_steps} steps")
+        fw_losses[fw] = np.asarray(adapters[fw].train(models[fw], spec, batches, setup.lr, dtype, progress))
+        timings[f"training: {fw}"] = time.perf_counter() - t1
+    timings["training"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    allow_trained = {n: tolerance.for_trained(v, dtype, _floor(low_params[n], v)) for n, v in ref_params.items()}
+    allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, _floor(low_losses, ref_losses))
+    sides = []
+    for fw in frameworks:
+        progress(f"{fw}: extracting the trained weights, running the held-out set, recomputing in the reference")
+        trained = adapters[fw].extract(models[fw])
+        for pname, value in ref_params.items():
+            checks.append(compare_tensor(fw, "reference SGD", "trained parameter", pname, trained[pname], value,
+                                         allow_trained[pname], dtype, None, gates("trained parameter", pname)))
+        checks.append(compare_tensor(fw, "reference SGD", "loss", "training", fw_losses[fw], ref_losses,
+                                     allow_trained["training"], dtype, 0))
+        results = adapters[fw].run(models[fw], spec, test, dtype)
+        decoded = results["output"].get("decoded")
+        path = test
+        if decoded is not None and spec.decoding == "greedy":
+            path = test.with_fed_back(decoded[:, :-1].astype(np.int64))
+        path64 = seen_by(path, dtype)
+        ref = family.evaluate(spec, trained, path64)
+        low = None  # the noise floor: the same recomputation rounded to dtype
+        if dtype != "float64":
+            low = family.evaluate(spec, _cast(trained, dtype), path64.astype(np.dtype(dtype)))
+        allow: dict[tuple[str, str], Allowance] = {}
+        for q, tensors in ref.items():
+            for n, v in tensors.items():
+                if q != "accuracy" and n != "decoded":
+                    allow[(q, n)] = tolerance.for_tensor(v, dtype, _floor(None if low is None else low[q][n], v))
+        allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
+            family.decision_margins(spec, ref, path64), allow[("output", "prediction")],
+            float(np.max(np.abs(ref["output"]["prediction"]))))
+        if decoded is not None:
+            check, note = _decisions(fw, decoded, ref, allow[("output", "prediction")], dtype)
+            checks.append(check)
+            if note:
+                notes.append(note)
+        if spec.kind != "bidirectional" and spec.decoding == "greedy":
+            _add_teacher_forced(spec, family, adapters[fw], models[fw], trained, seen_by(test, dtype), dtype,
+                                results, ref, allow)
+        checks += compare_results(fw, "reference", results, _without(ref, "output", "decoded"),
+                                  lambda q, n: allow[(q, n)], dtype, lambda q, n: family.time_axis(spec, q, n),
+                                  gates)
+        sides.append(_Side(fw, trained, fw_losses[fw], results, ref, allow, allow_trained))
+
+    for i in range(len(sides)):
+        for j in range(i + 1, len(sides)):
+            a, b = sides[i], sides[j]
+            pair = f"{a.framework}~{b.framework}"
+            for pname in ref_params:
+                checks.append(compare_tensor(pair, b.framework, "trained parameter", pname, a.trained[pname],
+                                             b.trained[pname], tolerance.combined(allow_trained[pname],
+                                                                                  allow_trained[pname]), dtype))
+            checks.append(compare_tensor(pair, b.framework, "loss", "training", a.losses, b.losses,
+                                         tolerance.combined(allow_trained["training"], allow_trained["training"]),
+                                         dtype, 0))
+
+            def pair_allow(q: str, n: str) -> Allowance:
+                drift = float(np.max(np.abs(a.ref[q][n] - b.ref[q][n]))) if np.size(a.ref[q][n]) else 0.0
+                return tolerance.trained_pair(a.allow[(q, n)], b.allow[(q, n)], drift)
+            checks += compare_results(pair, b.framework, _without(a.results, "output", "decoded"),
+                                      _without(b.results, "output", "decoded"), pair_allow, dtype,
+                                      lambda q, n: family.time_axis(spec, q, n), gates)
+    notes += _first_divergence(spec, frameworks, checks)
+    timings["verifying"] = time.perf_counter() - t
+    return Report(name, dtype, seed, tuple(frameworks), vers, tuple(checks), tuple(notes), timings)
