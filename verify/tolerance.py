@@ -75,7 +75,7 @@ def _scale(ref: np.ndarray) -> float:
 def for_tensor(ref: np.ndarray, dtype: str, floor: float = 0.0, scale: float | None = None) -> Allowance:
     """Allowance for one tensor against the float64 reference; ``floor`` is the measured noise floor.
 
-    ``scale`` overrides the tensor's own largest |value| (see GRADIENT_SCALE).
+    ``scale`` overrides the tensor's own largest |value| (gradients: see the module docstring).
     """
     k, eps = ULP_FACTOR[dtype], EPS[dtype]
     scale = _scale(ref) if scale is None else scale
