@@ -33,8 +33,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_list() -> int:
     from verify import zoo
+    width = max(map(len, zoo.MODELS))
     for name, entry in zoo.MODELS.items():
-        print(f"{name:<12} {entry.spec.description}")
+        print(f"{name:<{width}}  {entry.spec.description}")
     return EXIT_OK
 
 
