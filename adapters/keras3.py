@@ -41,11 +41,22 @@ def supports(spec: SequenceSpec) -> str | None:
     return None
 
 
+_KERAS2_HARD_SIGMOID: list = []
+
+
 def _activation(name: str) -> Any:
-    if name == "hard_sigmoid_keras2":
+    """Keras's name for an activation, or a registered function (Bidirectional re-creates its layers
+    from their config, which cannot hold a lambda)."""
+    if name != "hard_sigmoid_keras2":
+        return name
+    if not _KERAS2_HARD_SIGMOID:
         _, keras = _import()
-        return lambda z: keras.ops.clip(0.2 * z + 0.5, 0.0, 1.0)
-    return name
+
+        @keras.saving.register_keras_serializable(package="rnn_verify")
+        def hard_sigmoid_keras2(z: Any) -> Any:
+            return keras.ops.clip(0.2 * z + 0.5, 0.0, 1.0)
+        _KERAS2_HARD_SIGMOID.append(hard_sigmoid_keras2)
+    return _KERAS2_HARD_SIGMOID[0]
 
 
 def _table(layer: Any) -> tuple:
