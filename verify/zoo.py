@@ -54,7 +54,7 @@ MODELS: dict[str, ZooModel] = {
                      accuracy="abs_tol", accuracy_tol=0.05,
                      description="LSTM (tanh, sigmoid gates) + Dense counting ones in a 10-bit stream at every step; "
                                  "non-zero initial h and c; MSE loss, accuracy |y - t| < 0.05"),
-        _running_sum_all_states),
+        _running_sum_all_states, ("tensorflow", "torch", "tf1")),
     "gru": ZooModel(
         SequenceSpec("gru", input_size=1, hidden_size=8, output_size=1, cell="gru", reset_after=True, loss="mse",
                      accuracy="abs_tol", accuracy_tol=0.05,
@@ -66,7 +66,7 @@ MODELS: dict[str, ZooModel] = {
                      loss="mse", accuracy="abs_tol", accuracy_tol=0.05,
                      description="GRU, reset before the recurrent matmul (Keras reset_after=False, TF1 GRUCell; "
                                  "torch runs it as a loop of torch ops) counting ones; MSE loss"),
-        _running_sum_all_states),
+        _running_sum_all_states, ("tensorflow", "torch", "tf1")),
     "bidirectional": ZooModel(
         SequenceSpec("bidirectional", input_size=1, hidden_size=6, output_size=2, cell="lstm", bidirectional=True,
                      merge_mode="concat", return_sequences=False, last_output="final", loss="softmax_ce",
@@ -74,13 +74,13 @@ MODELS: dict[str, ZooModel] = {
                      description="bidirectional LSTM (concat), last output as Keras gives it (forward after all "
                                  "steps, backward after the whole reversed sequence) + Dense: do the first and last "
                                  "bits agree? softmax cross-entropy, argmax accuracy"),
-        _ends_agree),
+        _ends_agree, ("tensorflow", "torch", "tf1")),
     "stacked": ZooModel(
         SequenceSpec("stacked", input_size=1, hidden_size=6, output_size=1, cell="lstm", num_layers=2, loss="mse",
                      accuracy="abs_tol", accuracy_tol=0.05,
                      description="two stacked LSTM layers + Dense counting ones at every step; every layer's h and c "
                                  "start non-zero; MSE loss"),
-        _running_sum_all_states),
+        _running_sum_all_states, ("tensorflow", "torch", "tf1")),
 }
 
 
