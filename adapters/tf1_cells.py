@@ -234,8 +234,10 @@ def build(spec: SequenceSpec, params: dict[str, np.ndarray], dtype: str, lstm_ce
                 "bias": tf.compat.v1.Variable(np.zeros(spec.output_size, dtype), name="head/bias")}
         session = tf.compat.v1.Session(graph=graph)
     model = Tf1Model(spec, dtype, graph, session, cells, head, lstm_cell, state_is_tuple)
-    _graph_ops(model, 1, False)  # the cells create their variables on first call
-    with graph.as_default():
+    with graph.as_default(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for (k, _), cell in cells.items():  # create the variables now; static_rnn reuses built cells
+            cell.build(tf.TensorShape((None, spec.input_size if k == 0 else spec.merged_width)))
         session.run(tf.compat.v1.global_variables_initializer())
         table = tf1_tables.TABLES[spec.cell]
         for (k, d), vs in model.variables().items():
