@@ -34,10 +34,15 @@ def versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def supports(spec: SequenceSpec) -> str | None:
-    """None when Keras can hold ``spec``; otherwise the reason it cannot."""
+def supports(spec: SequenceSpec, masked: bool = False) -> str | None:
+    """None when Keras can hold ``spec`` (and run it on batches with ``lengths`` when ``masked``);
+    otherwise the reason it cannot."""
     if spec.use_peepholes or spec.proj_size or spec.forget_bias:
         return "Keras layers have no peepholes, projection or run-time forget_bias"
+    if masked and spec.bidirectional and any(_returns_sequences(spec, k) != spec.zero_output_for_mask
+                                             for k in range(spec.num_layers)):
+        return ("Keras Bidirectional forces zero_output_for_mask = return_sequences on its layers, which "
+                f"disagrees with zero_output_for_mask={spec.zero_output_for_mask}")
     return None
 
 
@@ -69,8 +74,9 @@ def _table(layer: Any) -> tuple:
     return tables.KERAS_SIMPLE_RNN
 
 
-def _recurrent_layers(model: Any) -> tuple[list[dict[str, Any]], Any]:
-    """[{direction: Keras layer}] per recurrent layer, in order, and the Dense head."""
+def _recurrent_layers(model: Any, wrappers: list | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """[{direction: Keras layer}] per recurrent layer, in order, and the Dense head; the layers as the
+    model calls them (Bidirectional wrappers included) are appended to ``wrappers`` when given."""
     _, keras = _import()
     rnn_types = (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)
     layers, denses = [], []
@@ -79,6 +85,8 @@ def _recurrent_layers(model: Any) -> tuple[list[dict[str, Any]], Any]:
             layers.append({"fw": layer.forward_layer, "bw": layer.backward_layer})
         elif isinstance(layer, rnn_types):
             layers.append({"fw": layer})
+        if wrappers is not None and isinstance(layer, rnn_types + (keras.layers.Bidirectional,)):
+            wrappers.append(layer)
         elif isinstance(layer, keras.layers.Dense):
             denses.append(layer)
     if not layers or len(denses) != 1:
@@ -96,6 +104,30 @@ def _input_name(state: str) -> str:
     return "init_" + state.replace("/", "_")
 
 
+def _returns_sequences(spec: SequenceSpec, layer: int) -> bool:
+    top = layer == spec.num_layers - 1
+    return not top or spec.return_sequences or (spec.bidirectional and spec.last_output == "last_step")
+
+
+def _apply(spec: SequenceSpec, rnn_layers: list[Any], head: Any, x: Any, inits: dict[str, Any], mask: Any = None,
+           detach: Any = lambda t: t) -> tuple[Any, Any, list[Any]]:
+    """Call the recurrent layers and the head: (prediction, top sequence, final states in canonical order).
+
+    ``detach`` drops a Keras mask from the head's input, so that no loss applies it (the reference's
+    loss averages over every step).
+    """
+    seq, finals = x, []
+    for k, layer in enumerate(rnn_layers):
+        s0 = [inits[n] for d in spec.directions for n in state_names(spec, prefix(k, d))]
+        out = layer(seq, initial_state=s0) if mask is None else layer(seq, initial_state=s0, mask=mask)
+        seq, states = out[0], out[1:]
+        finals += states
+    hidden = seq
+    head_in = hidden[:, -1] if (not spec.return_sequences and spec.bidirectional
+                                and spec.last_output == "last_step") else hidden
+    return head(detach(head_in)), hidden, finals
+
+
 def build(spec: SequenceSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
     """A Keras model holding exactly ``params`` (cast to ``dtype``)."""
     reason = supports(spec)
@@ -106,37 +138,30 @@ def build(spec: SequenceSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
     x = keras.Input((None, spec.input_size), dtype=dtype, name="inputs")
     inits = {n: keras.Input(shape[1:], dtype=dtype, name=_input_name(n)) for n, shape in state_shapes(spec, 1).items()}
     cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[spec.cell]
-    options: dict[str, Any] = {"activation": _activation(spec.activation), "use_bias": spec.use_bias}
+    options: dict[str, Any] = {"activation": _activation(spec.activation), "use_bias": spec.use_bias,
+                               "zero_output_for_mask": spec.zero_output_for_mask}
     if spec.cell != "simple_rnn":
         options["recurrent_activation"] = _activation(spec.recurrent_activation)
     if spec.cell == "gru":
         options["reset_after"] = spec.reset_after
-    seq, finals, layers = x, [], []
+    rnn_layers, by_direction = [], []
     for k in range(spec.num_layers):
-        top = k == spec.num_layers - 1
-        want_seq = not top or spec.return_sequences or (spec.bidirectional and spec.last_output == "last_step")
-
         def make(d: str) -> Any:
-            return cls(spec.hidden_size, return_sequences=want_seq, return_state=True,
+            return cls(spec.hidden_size, return_sequences=_returns_sequences(spec, k), return_state=True,
                        go_backwards=spec.go_backwards or d == "bw", dtype=dtype, name=f"rnn_{k}_{d}", **options)
-        s0 = [inits[n] for d in spec.directions for n in state_names(spec, prefix(k, d))]
         if spec.bidirectional:
             layer = keras.layers.Bidirectional(make("fw"), backward_layer=make("bw"), merge_mode=spec.merge_mode,
                                                dtype=dtype, name=f"rnn_{k}")
-            layers.append({"fw": layer.forward_layer, "bw": layer.backward_layer})
+            by_direction.append({"fw": layer.forward_layer, "bw": layer.backward_layer})
         else:
             layer = make("fw")
-            layers.append({"fw": layer})
-        out = layer(seq, initial_state=s0)
-        seq, states = out[0], out[1:]
-        finals += states
-    hidden = seq
+            by_direction.append({"fw": layer})
+        rnn_layers.append(layer)
     head = keras.layers.Dense(spec.output_size, dtype=dtype, name="head")
-    head_in = hidden[:, -1] if (not spec.return_sequences and spec.bidirectional
-                                and spec.last_output == "last_step") else hidden
-    outputs = [head(head_in)] + ([hidden] if spec.return_sequences else []) + finals
+    y, hidden, finals = _apply(spec, rnn_layers, head, x, inits)
+    outputs = [y] + ([hidden] if spec.return_sequences else []) + finals
     model = keras.Model([x] + list(inits.values()), outputs)
-    for k, dirs in enumerate(layers):
+    for k, dirs in enumerate(by_direction):
         for d, layer in dirs.items():
             _assign(layer, _table(layer), params, prefix(k, d), dtype)
     _assign(head, tables.KERAS_DENSE, params, "head", dtype)
@@ -186,14 +211,24 @@ def _loss_and_accuracy(spec: SequenceSpec, y: Any, targets: Any) -> tuple[Any, A
 
 
 def run(model: Any, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs, final states, loss, accuracy and gradients as TensorFlow computes them."""
-    from reference.model import initial_states
+    """Outputs, final states, loss, accuracy and gradients as TensorFlow computes them.
+
+    The model's layers are called directly (as the model calls them), with a Keras mask built from
+    ``batch.lengths`` when the batch has them.
+    """
+    from reference.model import initial_states, mask_of
 
     tf, _ = _import()
-    layers, head = _recurrent_layers(model)
+    masked = batch.lengths is not None
+    reason = supports(spec, masked)
+    if reason:
+        raise ValueError(f"Keras cannot run {spec.name!r}{' on masked batches' if masked else ''}: {reason}")
+    wrappers: list[Any] = []
+    layers, head = _recurrent_layers(model, wrappers)
     x = tf.constant(batch.inputs, dtype=dtype)
     names = list(state_shapes(spec, 1))
     s0 = [tf.constant(v, dtype=dtype) for v in initial_states(spec, batch).values()]
+    mask = tf.constant(mask_of(batch)) if masked else None
     targets = tf.constant(batch.targets, dtype=dtype if spec.loss != "softmax_ce" else "int64")
     sources = {}
     for k, dirs in enumerate(layers):
@@ -202,8 +237,7 @@ def run(model: Any, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[str, d
     sources.update({("head", n): v for n, v in _by_name(head).items()})
     with tf.GradientTape() as tape:
         tape.watch([x] + s0)
-        outs = model([x] + s0)
-        y = outs[0]
+        y, hidden, finals = _apply(spec, wrappers, head, x, dict(zip(names, s0)), mask, tf.identity)
         loss, acc = _loss_and_accuracy(spec, y, targets)
     grads = tape.gradient(loss, list(sources.values()) + [x] + s0)
     by_var = dict(zip(sources, grads[:len(sources)]))
@@ -218,8 +252,7 @@ def run(model: Any, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[str, d
     for n, g in zip(names, grads[len(sources) + 1:]):
         gradient[initial_state_gradient_name(n)] = g.numpy()
     output = {"prediction": y.numpy()}
-    rest = list(outs[1:])
     if spec.return_sequences:
-        output["hidden"] = rest.pop(0).numpy()
-    return {"output": output, "state": {n: v.numpy() for n, v in zip(names, rest)}, "loss": {"loss": loss.numpy()},
+        output["hidden"] = hidden.numpy()
+    return {"output": output, "state": {n: v.numpy() for n, v in zip(names, finals)}, "loss": {"loss": loss.numpy()},
             "accuracy": {"accuracy": acc.numpy()}, "gradient": gradient}

@@ -46,8 +46,13 @@ def versions() -> dict[str, str]:
     return {"tensorflow (tf1 graph cells)": _tf().__version__}
 
 
-def supports(spec: SequenceSpec) -> str | None:
-    """None when TF1 cells can hold ``spec``; otherwise the reason they cannot."""
+def supports(spec: SequenceSpec, masked: bool = False) -> str | None:
+    """None when TF1 cells can hold ``spec`` (and run it on batches with ``lengths`` when ``masked``);
+    otherwise the reason they cannot."""
+    if masked and not spec.zero_output_for_mask:
+        return "sequence_length zeroes the outputs of padded steps (zero_output_for_mask=True only)"
+    if masked and spec.go_backwards:
+        return "reversing a padded input list puts the padding first, which sequence_length cannot express"
     if not spec.use_bias:
         return "TF1 cells always have a bias"
     if spec.cell in ("lstm", "gru") and spec.recurrent_activation != "sigmoid":
@@ -273,7 +278,11 @@ def run(model: Tf1Model, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[s
     """Outputs, final states, loss, accuracy and gradients as the TF1 graph computes them."""
     from reference.model import initial_states
 
-    lengths = getattr(batch, "lengths", None)
+    lengths = batch.lengths
+    reason = supports(spec, lengths is not None)
+    if reason:
+        raise ValueError(f"TF1 cells cannot run {spec.name!r}{' on masked batches' if lengths is not None else ''}: "
+                         f"{reason}")
     ops = _graph_ops(model, batch.inputs.shape[1], lengths is not None)
     feed = {ops["x"]: batch.inputs.astype(dtype), ops["targets"]: batch.targets if spec.loss == "softmax_ce"
             else batch.targets.astype(dtype)}

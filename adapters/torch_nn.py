@@ -35,10 +35,15 @@ def versions() -> dict[str, str]:
     return {"torch": _torch().__version__}
 
 
-def supports(spec: SequenceSpec) -> str | None:
-    """None when torch can hold ``spec``; otherwise the reason it cannot."""
+def supports(spec: SequenceSpec, masked: bool = False) -> str | None:
+    """None when torch can hold ``spec`` (and run it on batches with ``lengths`` when ``masked``);
+    otherwise the reason it cannot."""
     if spec.use_peepholes or spec.forget_bias:
         return "torch has no peephole LSTM and no run-time forget_bias"
+    if masked and not spec.zero_output_for_mask:
+        return "packed sequences pad outputs with zeros (zero_output_for_mask=True only)"
+    if masked and spec.go_backwards:
+        return "a flipped padded batch puts the padding first, which packed sequences cannot express"
     return None
 
 
@@ -125,7 +130,7 @@ def _modules() -> Any:
                 nn_ = a(xw[:, 2 * n:] + (r * h_prev) @ w_hh[2 * n:].T)
             return ((1 - z) * nn_ + z * h_prev,)
 
-        def forward(self, x: Any, states: dict) -> tuple[Any, Any, dict]:
+        def forward(self, x: Any, states: dict, mask: Any = None) -> tuple[Any, Any, dict]:
             spec = self.spec
             seq, finals, outs = x, {}, {}
             for k in range(spec.num_layers):
@@ -140,9 +145,16 @@ def _modules() -> Any:
                     names = state_names(spec, prefix(k, d))
                     state = tuple(states[n] for n in names)
                     steps = []
+                    ms = None if mask is None else (torch.flip(mask, dims=(1,)) if d == "bw" else mask)
                     for t in range(x.shape[1]):
-                        state = self._step(s, xw[:, t], state)
-                        steps.append(state[0])
+                        new = self._step(s, xw[:, t], state)
+                        if ms is None:
+                            state = new
+                            steps.append(state[0])
+                        else:  # padding: carry the state, output zeros (as packed sequences do)
+                            keep = ms[:, t:t + 1]
+                            state = tuple(torch.where(keep, a, b) for a, b in zip(new, state))
+                            steps.append(torch.where(keep, new[0], torch.zeros_like(new[0])))
                     out = torch.stack(steps, dim=1)
                     outs[d] = torch.flip(out, dims=(1,)) if d == "bw" else out
                     finals.update(zip(names, state))
@@ -164,14 +176,20 @@ def _modules() -> Any:
             else:
                 self.rnn = nn.GRU(spec.input_size, spec.hidden_size, **common)
 
-        def forward(self, x: Any, states: dict) -> tuple[Any, Any, dict]:
+        def forward(self, x: Any, states: dict, mask: Any = None) -> tuple[Any, Any, dict]:
             spec = self.spec
             order = [prefix(k, d) for k in range(spec.num_layers) for d in spec.directions]
             h0 = torch.stack([states[p] for p in order])
+            steps = x.shape[1]
+            if mask is not None:  # a packed sequence; torch sorts by length and restores the order
+                x = nn.utils.rnn.pack_padded_sequence(x, mask.sum(dim=1).cpu(), batch_first=True,
+                                                      enforce_sorted=False)
             if spec.cell == "lstm":
                 out, (h_n, c_n) = self.rnn(x, (h0, torch.stack([states[p + "/c"] for p in order])))
             else:
                 out, h_n = self.rnn(x, h0)
+            if mask is not None:
+                out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=steps)
             finals = {p: h_n[i] for i, p in enumerate(order)}
             if spec.cell == "lstm":
                 finals.update({p + "/c": c_n[i] for i, p in enumerate(order)})
@@ -185,11 +203,11 @@ def _modules() -> Any:
             self.rnn = NativeStack(spec) if is_native(spec) else LoopStack(spec)
             self.head = nn.Linear(spec.merged_width, spec.output_size)
 
-        def forward(self, x: Any, states: dict) -> tuple[Any, Any, dict]:
+        def forward(self, x: Any, states: dict, mask: Any = None) -> tuple[Any, Any, dict]:
             spec = self.spec
             if spec.go_backwards:
                 x = torch.flip(x, dims=(1,))
-            fw, bw, finals = self.rnn(x, states)
+            fw, bw, finals = self.rnn(x, states, mask)
             hidden = _merge(torch, spec.merge_mode, fw, bw) if spec.bidirectional else fw
             if spec.return_sequences:
                 head_in = hidden
@@ -295,9 +313,14 @@ def _grads_to_canonical(table: tuple, grads: dict, prefix_: str, fmt: dict | Non
 
 
 def run(model: Any, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs, final states, loss, accuracy and gradients as torch computes them."""
-    from reference.model import initial_states
+    """Outputs, final states, loss, accuracy and gradients as torch computes them (a batch with
+    ``lengths`` goes through a packed sequence)."""
+    from reference.model import initial_states, mask_of
 
+    masked = batch.lengths is not None
+    reason = supports(spec, masked)
+    if reason:
+        raise ValueError(f"torch cannot run {spec.name!r}{' on masked batches' if masked else ''}: {reason}")
     torch = _torch()
     dt = _dtype(dtype)
     rnn, head = _recurrent(model)
@@ -306,7 +329,8 @@ def run(model: Any, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[str, d
     x = torch.tensor(batch.inputs, dtype=dt, requires_grad=True)
     states = {n: torch.tensor(v, dtype=dt, requires_grad=True) for n, v in initial_states(spec, batch).items()}
     targets = torch.tensor(batch.targets, dtype=dt if spec.loss != "softmax_ce" else torch.int64)
-    y, hidden, finals = model(x, states)
+    mask = torch.from_numpy(mask_of(batch)) if masked else None
+    y, hidden, finals = model(x, states, mask)
     loss, acc = _loss_and_accuracy(spec, y, targets)
     loss.backward()
     rnn_grads = {n: p.grad.numpy() for n, p in rnn.named_parameters()}

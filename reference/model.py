@@ -61,7 +61,7 @@ def initial_states(spec: SequenceSpec, batch: Batch) -> dict[str, np.ndarray]:
 
 def mask_of(batch: Batch) -> np.ndarray | None:
     """(B, T) booleans: step t of sequence b is real when t < lengths[b]; None without lengths."""
-    lengths = getattr(batch, "lengths", None)
+    lengths = batch.lengths
     if lengths is None:
         return None
     steps = batch.inputs.shape[1]
@@ -100,7 +100,7 @@ def forward(spec: SequenceSpec, params: dict, batch: Batch) -> tuple[Results, di
         raise ValueError(f"inputs: expected shape (batch, steps, {spec.input_size}), got {x.shape}")
     states0 = initial_states(spec, batch)
     mask = mask_of(batch)
-    zero_output = getattr(spec, "zero_output_for_mask", True)
+    zero_output = spec.zero_output_for_mask
     opts = recurrent.CELL_MODULES[spec.cell].options(spec)
     seq = x
     layers, final = [], {}

@@ -38,6 +38,9 @@ class SequenceSpec:
       steps, backward after the whole reversed sequence] (Keras Bidirectional); ``last_step`` = the
       merged output at the last time step, whose backward half has seen only the last input
       (TF1 static_bidirectional_rnn(...)[0][-1], torch out[:, -1]).
+    * ``zero_output_for_mask``: with a batch's ``lengths``, the output at a padded step is zero
+      (torch packed sequences, TF1 sequence_length, Keras zero_output_for_mask=True) or the last
+      real step's output (Keras's RNN default). The state is carried through padded steps either way.
     """
 
     family: ClassVar[str] = "reference.model"  # module with evaluate, param_shapes, time_axis, ...
@@ -64,6 +67,7 @@ class SequenceSpec:
     bidirectional: bool = False
     merge_mode: str = "concat"
     last_output: str = "final"
+    zero_output_for_mask: bool = True
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -112,6 +116,8 @@ class Batch:
 
     ``initial_state``: an array (B, H), the state of layer 0 forward (``rnn/0/fw``), or a dict from
     canonical state names (``reference.layout.state_shapes``) to arrays; absent states are zero.
+    ``lengths``: optional integers (B,) in 1..T; steps t >= lengths[b] of sequence b are padding
+    (masked), as a Keras mask, torch packed sequence or TF1 sequence_length gives them.
 
     Targets: float (B, T, O) or (B, O) for ``mse``; integer labels (B, T) or (B,) for
     ``softmax_ce``; one-hot float (B, T, O) or (B, O) for ``clipped_log_ce``.
@@ -120,6 +126,7 @@ class Batch:
     inputs: np.ndarray
     targets: np.ndarray
     initial_state: np.ndarray | dict | None = field(default=None)
+    lengths: np.ndarray | None = field(default=None)
 
     def astype(self, dtype: np.dtype) -> "Batch":
         """The same batch with float arrays cast to ``dtype`` (integer labels stay integers)."""
@@ -129,4 +136,4 @@ class Batch:
             return a.astype(dtype)
         state = self.initial_state
         state = {k: cast(v) for k, v in state.items()} if isinstance(state, dict) else cast(state)
-        return Batch(cast(self.inputs), cast(self.targets), state)
+        return Batch(cast(self.inputs), cast(self.targets), state, self.lengths)

@@ -29,18 +29,24 @@ class Case:
 
     def __repr__(self) -> str:  # what Hypothesis prints for a falsifying example
         b, t, _ = self.batch.inputs.shape
-        return f"Case({self.spec!r}, batch={b}, steps={t})"
+        return f"Case({self.spec!r}, batch={b}, steps={t}, lengths={self.batch.lengths})"
 
 
 def all_states(spec: SequenceSpec, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
     return {n: rng.uniform(-0.5, 0.5, size=s) for n, s in state_shapes(spec, batch).items()}
 
 
-def make_case(spec: SequenceSpec, seed: int, batch: int = 3, steps: int = 4) -> Case:
+def make_case(spec: SequenceSpec, seed: int, batch: int = 3, steps: int = 4, masked: bool = False) -> Case:
+    """Weights, inputs, targets, every initial state; with ``masked``, lengths in 1..steps with at
+    least one sequence shorter than ``steps`` and one of full length."""
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
     b = draw_batch(spec, rng, batch, steps, with_initial_state=False)
-    return Case(spec, params, Batch(b.inputs, b.targets, all_states(spec, rng, batch)))
+    lengths = None
+    if masked:
+        lengths = rng.integers(1, steps + 1, size=batch)
+        lengths[0], lengths[-1] = steps, max(1, steps - 1 - int(rng.integers(0, steps)))
+    return Case(spec, params, Batch(b.inputs, b.targets, all_states(spec, rng, batch), lengths))
 
 
 ACTS = ["tanh", "relu", "sigmoid", "linear", "hard_sigmoid", "hard_sigmoid_keras2"]
@@ -81,14 +87,18 @@ def recurrent_specs(draw: st.DrawFn, cells: tuple[str, ...] = ("lstm", "gru", "s
         bidirectional=bidirectional,
         merge_mode=draw(st.sampled_from(["concat", "sum", "mul", "ave"])),
         last_output=draw(st.sampled_from(["final", "last_step"])),
+        zero_output_for_mask=draw(st.booleans()),
         **kw,
     )
 
 
 @st.composite
-def cases(draw: st.DrawFn, specs: st.SearchStrategy) -> Case:
+def cases(draw: st.DrawFn, specs: st.SearchStrategy, supports=None) -> Case:
+    """A drawn spec with data; variable lengths (masks) in about half the cases where ``supports``
+    (an adapter's ``supports(spec, masked)``) accepts them."""
     spec = draw(specs)
-    return make_case(spec, draw(st.integers(0, 2**32 - 1)), draw(st.integers(3, 5)), draw(st.integers(2, 6)))
+    masked = draw(st.booleans()) and supports is not None and supports(spec, True) is None
+    return make_case(spec, draw(st.integers(0, 2**32 - 1)), draw(st.integers(3, 5)), draw(st.integers(2, 6)), masked)
 
 
 def verify_case(case: Case, framework: str, dtype: str, built_from: dict | None = None,

@@ -22,17 +22,17 @@ def _torch_specs():
     return recurrent_specs().filter(lambda s: torch_nn.supports(s) is None)
 
 
-@given(cases(_torch_specs()))
+@given(cases(_torch_specs(), torch_nn.supports))
 def test_float64_matches_reference(case):
     report = verify_case(case, "torch", "float64")
     assert report.verdict == "equivalent", render.table(report)
     figures = float64_figures(report, case)
-    record("float64", framework="torch", native=torch_nn.is_native(case.spec), spec=repr(case.spec), **figures)
+    record("float64", masked=case.batch.lengths is not None, framework="torch", native=torch_nn.is_native(case.spec), spec=repr(case.spec), **figures)
     assert figures["max_abs_over_scale"] <= 1e-12, (figures, render.table(report))
 
 
 @settings(**({"max_examples": EXAMPLES} if EXAMPLES else {}))
-@given(cases(_torch_specs()))
+@given(cases(_torch_specs(), torch_nn.supports))
 def test_float32_no_false_alarm(case):
     report = verify_case(case, "torch", "float32")
     record("float32", framework="torch", verdict=report.verdict)
