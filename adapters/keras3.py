@@ -123,8 +123,9 @@ def _apply(spec: SequenceSpec, rnn_layers: list[Any], head: Any, x: Any, inits: 
         seq, states = out[0], out[1:]
         finals += states
     hidden = seq
-    head_in = hidden[:, -1] if (not spec.return_sequences and spec.bidirectional
-                                and spec.last_output == "last_step") else hidden
+    # The top layer returns its sequence although the head wants one step: last_step of a Bidirectional.
+    # Read from the layer, not the spec, so that a model is run as it was built.
+    head_in = hidden[:, -1] if not spec.return_sequences and rnn_layers[-1].return_sequences else hidden
     return head(detach(head_in)), hidden, finals
 
 

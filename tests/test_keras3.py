@@ -22,6 +22,7 @@ def _keras_specs():
     return recurrent_specs().filter(lambda s: keras3.supports(s) is None)
 
 
+@settings(**({"max_examples": EXAMPLES} if EXAMPLES else {}))
 @given(cases(_keras_specs(), keras3.supports))
 def test_float64_matches_reference(case):
     report = verify_case(case, "tensorflow", "float64")

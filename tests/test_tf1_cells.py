@@ -23,7 +23,7 @@ def _tf1_specs():
 
 
 # TF1 graphs take a second or more to build; fewer examples than the other frameworks keep the suite fast.
-@settings(max_examples=10)
+@settings(max_examples=EXAMPLES or 10)
 @given(cases(_tf1_specs(), tf1_cells.supports))
 def test_float64_matches_reference(case):
     report = verify_case(case, "tf1", "float64")

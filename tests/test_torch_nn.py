@@ -22,6 +22,7 @@ def _torch_specs():
     return recurrent_specs().filter(lambda s: torch_nn.supports(s) is None)
 
 
+@settings(**({"max_examples": EXAMPLES} if EXAMPLES else {}))
 @given(cases(_torch_specs(), torch_nn.supports))
 def test_float64_matches_reference(case):
     report = verify_case(case, "torch", "float64")
