@@ -4,7 +4,7 @@ Native torch layers are used whenever torch has the option: tanh/relu RNNs, sigm
 (with proj_size), reset-after GRUs, stacked and bidirectional (torch concatenates directions
 between layers, so other merge modes are native only for one layer; the top layer's directions are
 merged by the model). For everything else (other activations, Keras's hard sigmoids, GRU with the
-reset before the matmul, non-concat merges between stacked layers) the adapter builds ``LoopStack``:
+reset before the matmul, non-concat merges between stacked layers, proj_size >= hidden_size) the adapter builds ``LoopStack``:
 a plain torch module with nn.LSTM's parameter names that runs the same equations with torch ops, so
 torch's autograd still computes every gradient (it checks the reference's hand-written backward,
 not a torch layer). ``go_backwards`` is the Keras option; here the model flips the time axis before
@@ -51,8 +51,8 @@ def is_native(spec: SequenceSpec) -> bool:
     """Whether a torch nn.RNN/nn.LSTM/nn.GRU computes ``spec``'s recurrent layers."""
     if spec.cell == "simple_rnn":
         ok = spec.activation in NATIVE_ACTIVATIONS
-    elif spec.cell == "lstm":
-        ok = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid"
+    elif spec.cell == "lstm":  # nn.LSTM refuses proj_size >= hidden_size
+        ok = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid" and spec.proj_size < spec.hidden_size
     else:
         ok = spec.activation == "tanh" and spec.recurrent_activation == "sigmoid" and spec.reset_after
     return ok and (not spec.bidirectional or spec.merge_mode == "concat" or spec.num_layers == 1)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from adapters import registry
 from reference import recurrent
 from reference.spec import Batch, SequenceSpec
 from tests.recurrent_strategies import finite_difference_errors, make_case, verify_case
-from verify import render
+from verify import engine, render
+from verify.report import Report
 
 
 def _close(a, b):  # one sequence alone vs inside a batch: BLAS may round the matmuls differently
@@ -71,16 +73,13 @@ def test_trap_mask_ignored(framework, reference_sees):
     checked against a reference that ignores the mask, must mismatch; with the lengths it agrees."""
     spec = SequenceSpec("m", 2, 3, 2, cell="lstm", forget_bias=1.0 if framework == "tf1" else 0.0)
     case = make_case(spec, 4, batch=3, steps=5, masked=True)
-    from adapters import registry
     adapter = registry.get(framework, spec)
     model = adapter.build(spec, case.params, "float64")
     run = adapter.run(model, spec, case.batch, "float64")
     b = case.batch
     ref_batch = b if reference_sees == "lengths" else Batch(b.inputs, b.targets, b.initial_state)
-    from verify import engine
     checks, _, _ = engine.check_run(spec, ref_batch, "float64",
                                     engine.FrameworkRun(framework, adapter.extract(model), run))
-    from verify.report import Report
     report = Report("m", "float64", 0, (framework,), {}, tuple(checks))
     if reference_sees == "lengths":
         assert report.verdict == "equivalent", render.table(report)
