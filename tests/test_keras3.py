@@ -79,3 +79,23 @@ def test_build_refuses_what_keras_cannot_hold():
     spec = SequenceSpec("peep", 2, 3, 2, cell="lstm", use_peepholes=True)
     with pytest.raises(ValueError, match="peepholes"):
         keras3.build(spec, make_case(spec, 0).params, "float64")
+
+
+@pytest.mark.parametrize("head_input", ["mask_dropped", "mask_propagated"])
+def test_trap_keras_loss_applies_the_propagated_mask(head_input, monkeypatch):
+    """Framework fact (Keras 3.15): the mask of an RNN layer propagates through Dense to y_pred, and a
+    Keras Loss object then averages over the real steps only. The reference's loss (and torch's, TF1's)
+    averages over every step, so the adapter drops the mask before the head; without that the loss
+    and every gradient differ."""
+    spec = SequenceSpec("m", 2, 3, 2, cell="lstm", return_sequences=True)
+    case = make_case(spec, 4, batch=3, steps=5, masked=True)
+    if head_input == "mask_propagated":
+        apply = keras3._apply
+        monkeypatch.setattr(keras3, "_apply", lambda spec, layers, head, x, inits, mask=None, detach=None:
+                            apply(spec, layers, head, x, inits, mask))
+    report = verify_case(case, "tensorflow", "float64")
+    if head_input == "mask_dropped":
+        assert report.verdict == "equivalent", render.table(report)
+    else:
+        assert not report.find("tensorflow", "loss", "loss").ok, render.table(report)
+        assert report.find("tensorflow", "output", "hidden").ok, render.table(report)
