@@ -49,8 +49,9 @@ def make_case(spec: SequenceSpec, seed: int, batch: int = 3, steps: int = 4, mas
     return Case(spec, params, Batch(b.inputs, b.targets, all_states(spec, rng, batch), lengths))
 
 
-ACTS = ["tanh", "relu", "sigmoid", "linear", "hard_sigmoid", "hard_sigmoid_keras2"]
-GATE_ACTS = ["sigmoid", "hard_sigmoid", "hard_sigmoid_keras2"]
+# The defaults (tanh, sigmoid gates) weigh more so that torch's native layers are drawn often.
+ACTS = ["tanh"] * 4 + ["relu", "sigmoid", "linear", "hard_sigmoid", "hard_sigmoid_keras2"]
+GATE_ACTS = ["sigmoid"] * 3 + ["hard_sigmoid", "hard_sigmoid_keras2"]
 
 
 @st.composite
