@@ -177,7 +177,7 @@ def _assign(layer: Any, table: tuple, params: dict, pre: str, dtype: str) -> Non
         variables[name].assign(value.astype(dtype))
 
 
-def _to_canonical(layer: Any, table: tuple, arrays: dict[str, np.ndarray], pre: str) -> dict[str, np.ndarray]:
+def _to_canonical(table: tuple, arrays: dict[str, np.ndarray], pre: str) -> dict[str, np.ndarray]:
     return tables.to_canonical(table, tables.split_rows(arrays), pre)
 
 
@@ -187,7 +187,7 @@ def extract(model: Any) -> dict[str, np.ndarray]:
     params: dict[str, np.ndarray] = {}
     for k, dirs in enumerate(layers):
         for d, layer in dirs.items():
-            params.update(_to_canonical(layer, _table(layer), {n: v.numpy() for n, v in _by_name(layer).items()},
+            params.update(_to_canonical(_table(layer), {n: v.numpy() for n, v in _by_name(layer).items()},
                                         prefix(k, d)))
     params.update(tables.to_canonical(tables.KERAS_DENSE, {n: v.numpy() for n, v in _by_name(head).items()}, "head"))
     return params
@@ -246,7 +246,7 @@ def run(model: Any, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[str, d
     for k, dirs in enumerate(layers):
         for d, layer in dirs.items():
             arrays = {n: by_var[(k, d, n)].numpy() for n in _by_name(layer)}
-            gradient.update(_to_canonical(layer, _table(layer), arrays, prefix(k, d)))
+            gradient.update(_to_canonical(_table(layer), arrays, prefix(k, d)))
     gradient.update(tables.to_canonical(tables.KERAS_DENSE, {n: by_var[("head", n)].numpy() for n in _by_name(head)},
                                         "head"))
     gradient["inputs"] = grads[len(sources)].numpy()
