@@ -102,3 +102,28 @@ def test_build_refuses_what_tf1_cells_cannot_hold():
     spec = SequenceSpec("g", 2, 3, 2, cell="gru", reset_after=True)
     with pytest.raises(ValueError, match="reset_after=False"):
         tf1_cells.build(spec, make_case(spec, 0).params, "float64")
+
+
+@pytest.mark.xfail(strict=False, reason="known float32 false alarm: tolerance scale of a summed gradient (see docstring)")
+def test_float32_false_alarm_on_a_cancelling_gradient_sum():
+    """Found by test_float32_no_false_alarm at 1000 examples (the one false alarm in 614 TF1 draws).
+
+    rnn/1/bw/bias (one element, -6.89e-4) is a sum over batch and time of terms with sum |terms| = 0.40
+    (condition 581). A float32 sum of them may be off by about eps32 * 0.40 = 4.8e-8: TF1 is off by
+    5.2e-8, while NumPy's float32 reference happens to be off by only 1.1e-9 (5.4e-9 with the batch
+    reversed). The float32 allowance, max(64 ulp of the tensor's largest |value|, 8 x that measured
+    floor) = 5.3e-9, therefore flags a correct framework. A fix needs the allowance of a reduced
+    gradient to scale with the magnitude of its summands (|x|^T |dz| and friends), which the reference
+    would have to return alongside the gradient. Not strict: the size of TF1's rounding here may
+    depend on the CPU (oneDNN kernels), so an XPASS elsewhere is not an error.
+    """
+    data = np.load(os.path.join(os.path.dirname(__file__), "data", "tf1_float32_cancellation.npz"))
+    spec = SequenceSpec("drawn", 3, 1, 3, cell="simple_rnn", activation="relu", num_layers=2, bidirectional=True,
+                        merge_mode="sum", zero_output_for_mask=False)
+    from reference.spec import Batch
+    from tests.recurrent_strategies import Case
+    params = {k[len("param:"):]: data[k] for k in data.files if k.startswith("param:")}
+    states = {k[len("state:"):]: data[k] for k in data.files if k.startswith("state:")}
+    case = Case(spec, params, Batch(data["inputs"], data["targets"], states))
+    report = verify_case(case, "tf1", "float32")
+    assert report.verdict == "equivalent", render.table(report)
