@@ -1,9 +1,15 @@
-"""Keras 3 (TensorFlow backend) adapter: a SimpleRNN layer followed by a Dense head.
+"""Keras 3 (TensorFlow backend) adapter: SimpleRNN, LSTM or GRU layers (stacked, optionally
+wrapped in Bidirectional) followed by a Dense head.
 
-``build`` makes a functional ``keras.Model`` with inputs (inputs, initial_state) and outputs
-(prediction, rnn output, final state); ``extract`` reads any Keras model holding one SimpleRNN and one
-Dense layer (a user's Sequential works); ``run`` calls those layers under ``tf.GradientTape`` and
-returns what TensorFlow computed, in canonical names.
+``build`` makes a functional ``keras.Model`` with inputs (inputs, every initial state) and outputs
+(prediction, the top layer's sequence when return_sequences, every final state); ``extract`` reads
+any Keras model whose recurrent layers and one Dense layer come in order (a user's Sequential
+works); ``run`` calls the model under ``tf.GradientTape`` and returns what TensorFlow computed,
+in canonical names.
+
+Keras has no peepholes, projections or run-time forget_bias: ``supports`` says so and ``build``
+refuses such specs. ``hard_sigmoid_keras2`` (Keras 2's definition) is passed as a callable, since
+Keras 3's own ``hard_sigmoid`` is relu6(x + 3) / 6.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import numpy as np
 
 from adapters import tables
 from adapters.tf_import import import_tf
-from reference.layout import RNN_PREFIX, check_params
+from reference.layout import check_params, initial_state_gradient_name, prefix, state_names, state_shapes
 from reference.spec import Batch, SequenceSpec
 
 FRAMEWORK = "tensorflow"
@@ -28,46 +34,161 @@ def versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def _layers(model: Any) -> tuple[Any, Any]:
-    """The model's SimpleRNN and Dense layers; ValueError when it holds anything else."""
+def supports(spec: SequenceSpec, masked: bool = False) -> str | None:
+    """None when Keras can hold ``spec`` (and run it on batches with ``lengths`` when ``masked``);
+    otherwise the reason it cannot."""
+    if spec.use_peepholes or spec.proj_size or spec.forget_bias:
+        return "Keras layers have no peepholes, projection or run-time forget_bias"
+    if masked and spec.bidirectional and any(_returns_sequences(spec, k) != spec.zero_output_for_mask
+                                             for k in range(spec.num_layers)):
+        return ("Keras Bidirectional forces zero_output_for_mask = return_sequences on its layers, which "
+                f"disagrees with zero_output_for_mask={spec.zero_output_for_mask}")
+    return None
+
+
+_KERAS2_HARD_SIGMOID: list = []
+
+
+def _activation(name: str) -> Any:
+    """Keras's name for an activation, or a registered function (Bidirectional re-creates its layers
+    from their config, which cannot hold a lambda)."""
+    if name != "hard_sigmoid_keras2":
+        return name
+    if not _KERAS2_HARD_SIGMOID:
+        _, keras = _import()
+
+        @keras.saving.register_keras_serializable(package="rnn_verify")
+        def hard_sigmoid_keras2(z: Any) -> Any:
+            return keras.ops.clip(0.2 * z + 0.5, 0.0, 1.0)
+        _KERAS2_HARD_SIGMOID.append(hard_sigmoid_keras2)
+    return _KERAS2_HARD_SIGMOID[0]
+
+
+def _table(layer: Any) -> tuple:
+    """The layout table of one Keras recurrent layer (not a Bidirectional wrapper)."""
     _, keras = _import()
-    rnns = [l for l in model.layers if isinstance(l, keras.layers.SimpleRNN)]
-    denses = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
-    if len(rnns) != 1 or len(denses) != 1:
+    if isinstance(layer, keras.layers.GRU):
+        return tables.KERAS_GRU_AFTER if layer.cell.reset_after else tables.KERAS_GRU_BEFORE
+    if isinstance(layer, keras.layers.LSTM):
+        return tables.KERAS_LSTM
+    return tables.KERAS_SIMPLE_RNN
+
+
+def _recurrent_layers(model: Any, wrappers: list | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """[{direction: Keras layer}] per recurrent layer, in order, and the Dense head; the layers as the
+    model calls them (Bidirectional wrappers included) are appended to ``wrappers`` when given."""
+    _, keras = _import()
+    rnn_types = (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)
+    layers, denses = [], []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            layers.append({"fw": layer.forward_layer, "bw": layer.backward_layer})
+        elif isinstance(layer, rnn_types):
+            layers.append({"fw": layer})
+        if wrappers is not None and isinstance(layer, rnn_types + (keras.layers.Bidirectional,)):
+            wrappers.append(layer)
+        elif isinstance(layer, keras.layers.Dense):
+            denses.append(layer)
+    if not layers or len(denses) != 1:
         kinds = [type(l).__name__ for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
-        raise ValueError(f"Keras model: expected one SimpleRNN and one Dense layer, found {kinds}")
-    return rnns[0], denses[0]
+        raise ValueError(f"Keras model: expected recurrent layers (SimpleRNN, LSTM, GRU, Bidirectional) and one "
+                         f"Dense layer, found {kinds}")
+    return layers, denses[0]
 
 
 def _by_name(layer: Any) -> dict[str, Any]:
     return {v.name: v for v in layer.weights}
 
 
+def _input_name(state: str) -> str:
+    return "init_" + state.replace("/", "_")
+
+
+def _returns_sequences(spec: SequenceSpec, layer: int) -> bool:
+    top = layer == spec.num_layers - 1
+    return not top or spec.return_sequences or (spec.bidirectional and spec.last_output == "last_step")
+
+
+def _apply(spec: SequenceSpec, rnn_layers: list[Any], head: Any, x: Any, inits: dict[str, Any], mask: Any = None,
+           detach: Any = lambda t: t) -> tuple[Any, Any, list[Any]]:
+    """Call the recurrent layers and the head: (prediction, top sequence, final states in canonical order).
+
+    ``detach`` drops a Keras mask from the head's input, so that no loss applies it (the reference's
+    loss averages over every step).
+    """
+    seq, finals = x, []
+    for k, layer in enumerate(rnn_layers):
+        s0 = [inits[n] for d in spec.directions for n in state_names(spec, prefix(k, d))]
+        out = layer(seq, initial_state=s0) if mask is None else layer(seq, initial_state=s0, mask=mask)
+        seq, states = out[0], out[1:]
+        finals += states
+    hidden = seq
+    # The top layer returns its sequence although the head wants one step: last_step of a Bidirectional.
+    # Read from the layer, not the spec, so that a model is run as it was built.
+    head_in = hidden[:, -1] if not spec.return_sequences and rnn_layers[-1].return_sequences else hidden
+    return head(detach(head_in)), hidden, finals
+
+
 def build(spec: SequenceSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
     """A Keras model holding exactly ``params`` (cast to ``dtype``)."""
+    reason = supports(spec)
+    if reason:
+        raise ValueError(f"Keras cannot build {spec.name!r}: {reason}")
     check_params(spec, params)
     _, keras = _import()
     x = keras.Input((None, spec.input_size), dtype=dtype, name="inputs")
-    h0 = keras.Input((spec.hidden_size,), dtype=dtype, name="initial_state")
-    rnn = keras.layers.SimpleRNN(spec.hidden_size, activation=spec.activation, use_bias=spec.use_bias,
-                                 return_sequences=spec.return_sequences, return_state=True,
-                                 go_backwards=spec.go_backwards, dtype=dtype, name="rnn")
+    inits = {n: keras.Input(shape[1:], dtype=dtype, name=_input_name(n)) for n, shape in state_shapes(spec, 1).items()}
+    cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[spec.cell]
+    options: dict[str, Any] = {"activation": _activation(spec.activation), "use_bias": spec.use_bias,
+                               "zero_output_for_mask": spec.zero_output_for_mask}
+    if spec.cell != "simple_rnn":
+        options["recurrent_activation"] = _activation(spec.recurrent_activation)
+    if spec.cell == "gru":
+        options["reset_after"] = spec.reset_after
+    rnn_layers, by_direction = [], []
+    for k in range(spec.num_layers):
+        def make(d: str) -> Any:
+            return cls(spec.hidden_size, return_sequences=_returns_sequences(spec, k), return_state=True,
+                       go_backwards=spec.go_backwards or d == "bw", dtype=dtype, name=f"rnn_{k}_{d}", **options)
+        if spec.bidirectional:
+            layer = keras.layers.Bidirectional(make("fw"), backward_layer=make("bw"), merge_mode=spec.merge_mode,
+                                               dtype=dtype, name=f"rnn_{k}")
+            by_direction.append({"fw": layer.forward_layer, "bw": layer.backward_layer})
+        else:
+            layer = make("fw")
+            by_direction.append({"fw": layer})
+        rnn_layers.append(layer)
     head = keras.layers.Dense(spec.output_size, dtype=dtype, name="head")
-    seq, h_t = rnn(x, initial_state=h0)
-    model = keras.Model([x, h0], [head(seq), seq, h_t])
-    for layer, table, prefix in ((rnn, tables.KERAS_SIMPLE_RNN, RNN_PREFIX), (head, tables.KERAS_DENSE, "head")):
-        values = tables.from_canonical(table, params, prefix)
-        variables = _by_name(layer)
-        tables.check_shapes({n: tuple(v.shape) for n, v in variables.items()}, values, f"Keras layer {layer.name}")
-        for name, value in values.items():
-            variables[name].assign(value.astype(dtype))
+    y, hidden, finals = _apply(spec, rnn_layers, head, x, inits)
+    outputs = [y] + ([hidden] if spec.return_sequences else []) + finals
+    model = keras.Model([x] + list(inits.values()), outputs)
+    for k, dirs in enumerate(by_direction):
+        for d, layer in dirs.items():
+            _assign(layer, _table(layer), params, prefix(k, d), dtype)
+    _assign(head, tables.KERAS_DENSE, params, "head", dtype)
     return model
+
+
+def _assign(layer: Any, table: tuple, params: dict, pre: str, dtype: str) -> None:
+    values = tables.join_rows(tables.from_canonical(table, params, pre))
+    variables = _by_name(layer)
+    tables.check_shapes({n: tuple(v.shape) for n, v in variables.items()}, values, f"Keras layer {layer.name}")
+    for name, value in values.items():
+        variables[name].assign(value.astype(dtype))
+
+
+def _to_canonical(table: tuple, arrays: dict[str, np.ndarray], pre: str) -> dict[str, np.ndarray]:
+    return tables.to_canonical(table, tables.split_rows(arrays), pre)
 
 
 def extract(model: Any) -> dict[str, np.ndarray]:
     """The model's weights in the canonical layout, as float64."""
-    rnn, head = _layers(model)
-    params = tables.to_canonical(tables.KERAS_SIMPLE_RNN, {n: v.numpy() for n, v in _by_name(rnn).items()}, RNN_PREFIX)
+    layers, head = _recurrent_layers(model)
+    params: dict[str, np.ndarray] = {}
+    for k, dirs in enumerate(layers):
+        for d, layer in dirs.items():
+            params.update(_to_canonical(_table(layer), {n: v.numpy() for n, v in _by_name(layer).items()},
+                                        prefix(k, d)))
     params.update(tables.to_canonical(tables.KERAS_DENSE, {n: v.numpy() for n, v in _by_name(head).items()}, "head"))
     return params
 
@@ -91,29 +212,48 @@ def _loss_and_accuracy(spec: SequenceSpec, y: Any, targets: Any) -> tuple[Any, A
 
 
 def run(model: Any, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs, final state, loss, accuracy and gradients as TensorFlow computes them."""
+    """Outputs, final states, loss, accuracy and gradients as TensorFlow computes them.
+
+    The model's layers are called directly (as the model calls them), with a Keras mask built from
+    ``batch.lengths`` when the batch has them.
+    """
+    from reference.model import initial_states, mask_of
+
     tf, _ = _import()
-    rnn, head = _layers(model)
+    masked = batch.lengths is not None
+    reason = supports(spec, masked)
+    if reason:
+        raise ValueError(f"Keras cannot run {spec.name!r}{' on masked batches' if masked else ''}: {reason}")
+    wrappers: list[Any] = []
+    layers, head = _recurrent_layers(model, wrappers)
     x = tf.constant(batch.inputs, dtype=dtype)
-    b = batch.inputs.shape[0]
-    h0_np = batch.initial_state if batch.initial_state is not None else np.zeros((b, spec.hidden_size))
-    h0 = tf.constant(h0_np, dtype=dtype)
+    names = list(state_shapes(spec, 1))
+    s0 = [tf.constant(v, dtype=dtype) for v in initial_states(spec, batch).values()]
+    mask = tf.constant(mask_of(batch)) if masked else None
     targets = tf.constant(batch.targets, dtype=dtype if spec.loss != "softmax_ce" else "int64")
-    rnn_vars, head_vars = _by_name(rnn), _by_name(head)
+    sources = {}
+    for k, dirs in enumerate(layers):
+        for d, layer in dirs.items():
+            sources.update({(k, d, n): v for n, v in _by_name(layer).items()})
+    sources.update({("head", n): v for n, v in _by_name(head).items()})
     with tf.GradientTape() as tape:
-        tape.watch([x, h0])
-        seq, h_t = rnn(x, initial_state=h0)
-        y = head(seq)
+        tape.watch([x] + s0)
+        y, hidden, finals = _apply(spec, wrappers, head, x, dict(zip(names, s0)), mask, tf.identity)
         loss, acc = _loss_and_accuracy(spec, y, targets)
-    sources = {**{("rnn", n): v for n, v in rnn_vars.items()}, **{("head", n): v for n, v in head_vars.items()},
-               ("in", "x"): x, ("in", "h0"): h0}
-    grads = dict(zip(sources, tape.gradient(loss, list(sources.values()))))
-    gradient = tables.to_canonical(tables.KERAS_SIMPLE_RNN, {n: grads[("rnn", n)].numpy() for n in rnn_vars}, RNN_PREFIX)
-    gradient.update(tables.to_canonical(tables.KERAS_DENSE, {n: grads[("head", n)].numpy() for n in head_vars}, "head"))
-    gradient["inputs"] = grads[("in", "x")].numpy()
-    gradient[f"{RNN_PREFIX}/initial_state"] = grads[("in", "h0")].numpy()
+    grads = tape.gradient(loss, list(sources.values()) + [x] + s0)
+    by_var = dict(zip(sources, grads[:len(sources)]))
+    gradient: dict[str, np.ndarray] = {}
+    for k, dirs in enumerate(layers):
+        for d, layer in dirs.items():
+            arrays = {n: by_var[(k, d, n)].numpy() for n in _by_name(layer)}
+            gradient.update(_to_canonical(_table(layer), arrays, prefix(k, d)))
+    gradient.update(tables.to_canonical(tables.KERAS_DENSE, {n: by_var[("head", n)].numpy() for n in _by_name(head)},
+                                        "head"))
+    gradient["inputs"] = grads[len(sources)].numpy()
+    for n, g in zip(names, grads[len(sources) + 1:]):
+        gradient[initial_state_gradient_name(n)] = g.numpy()
     output = {"prediction": y.numpy()}
     if spec.return_sequences:
-        output["hidden"] = seq.numpy()
-    return {"output": output, "state": {RNN_PREFIX: h_t.numpy()}, "loss": {"loss": loss.numpy()},
+        output["hidden"] = hidden.numpy()
+    return {"output": output, "state": {n: v.numpy() for n, v in zip(names, finals)}, "loss": {"loss": loss.numpy()},
             "accuracy": {"accuracy": acc.numpy()}, "gradient": gradient}

@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-FRAMEWORKS = ("tensorflow", "torch")
+FRAMEWORKS = ("tensorflow", "torch", "tf1")
 
 # (framework, spec family module) -> adapter module
 ADAPTERS: dict[tuple[str, str], str] = {
     ("tensorflow", "reference.model"): "adapters.keras3",
     ("torch", "reference.model"): "adapters.torch_nn",
+    ("tf1", "reference.model"): "adapters.tf1_cells",
     ("tensorflow", "reference.seq2seq"): "adapters.keras_seq2seq",
     ("torch", "reference.seq2seq"): "adapters.torch_seq2seq",
 }

@@ -8,6 +8,13 @@ as a sum.
 
 The same table drives ``build`` (canonical -> framework, the inverse transform) and ``extract``
 (framework -> canonical), so the two directions cannot disagree.
+
+A framework name ``bias[1]`` means row 1 of the framework tensor ``bias`` (Keras's GRU bias (2, 3H):
+row 0 the input bias, row 1 the recurrent bias); ``split_rows`` and ``join_rows`` turn such tensors
+into rows and back.
+
+Gate permutations: torch's GRU stores its gates r, z, n; the canonical order is z, r, h, so the
+``*_rzn`` transforms swap the first two blocks (a swap is its own inverse).
 """
 from __future__ import annotations
 
@@ -25,9 +32,19 @@ class TensorMap:
 
 
 # name -> (framework array -> canonical array, canonical array -> framework array)
+def permute_blocks(a: np.ndarray, order: tuple[int, ...], axis: int = -1) -> np.ndarray:
+    """Blocks of equal size along ``axis``, reordered: block j of the result is block order[j]."""
+    blocks = np.split(a, len(order), axis=axis)
+    return np.concatenate([blocks[j] for j in order], axis=axis)
+
+
+_SWAP01 = (1, 0, 2)  # r, z, n <-> z, r, h
+
 TRANSFORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
     "identity": (lambda a: a, lambda a: a),
     "transpose": (lambda a: a.T, lambda a: a.T),
+    "transpose_rzn": (lambda a: permute_blocks(a.T, _SWAP01), lambda a: permute_blocks(a, _SWAP01).T),
+    "rzn": (lambda a: permute_blocks(a, _SWAP01), lambda a: permute_blocks(a, _SWAP01)),
 }
 
 KERAS_SIMPLE_RNN = (
@@ -43,6 +60,28 @@ TORCH_RNN = (
     TensorMap("kernel", ("weight_ih_l{layer}{suffix}",), "transpose"),
     TensorMap("recurrent_kernel", ("weight_hh_l{layer}{suffix}",), "transpose"),
     TensorMap("bias", ("bias_ih_l{layer}{suffix}", "bias_hh_l{layer}{suffix}")),
+)
+KERAS_LSTM = KERAS_SIMPLE_RNN  # i, f, c, o is the canonical i, f, g, o
+KERAS_GRU_BEFORE = KERAS_SIMPLE_RNN  # reset_after=False: one bias (3H), gates z, r, h
+KERAS_GRU_AFTER = (
+    TensorMap("kernel", ("kernel",)),
+    TensorMap("recurrent_kernel", ("recurrent_kernel",)),
+    TensorMap("bias", ("bias[0]",)),
+    TensorMap("recurrent_bias", ("bias[1]",)),
+)
+# torch LSTM: the two biases only appear as a sum; the canonical bias goes into bias_ih.
+TORCH_LSTM = (
+    TensorMap("kernel", ("weight_ih_l{layer}{suffix}",), "transpose"),
+    TensorMap("recurrent_kernel", ("weight_hh_l{layer}{suffix}",), "transpose"),
+    TensorMap("bias", ("bias_ih_l{layer}{suffix}", "bias_hh_l{layer}{suffix}")),
+    TensorMap("projection", ("weight_hr_l{layer}{suffix}",), "transpose"),
+)
+# torch GRU: bias_hh is inside the reset product for the n gate, so it stays a tensor of its own.
+TORCH_GRU = (
+    TensorMap("kernel", ("weight_ih_l{layer}{suffix}",), "transpose_rzn"),
+    TensorMap("recurrent_kernel", ("weight_hh_l{layer}{suffix}",), "transpose_rzn"),
+    TensorMap("bias", ("bias_ih_l{layer}{suffix}",), "rzn"),
+    TensorMap("recurrent_bias", ("bias_hh_l{layer}{suffix}",), "rzn"),
 )
 TORCH_LINEAR = (
     TensorMap("kernel", ("weight",), "transpose"),
@@ -87,3 +126,27 @@ def check_shapes(expected: dict[str, tuple[int, ...]], got: dict[str, np.ndarray
             raise ValueError(f"{where}: missing tensor {name} (expected shape {shape})")
         if tuple(got[name].shape) != tuple(shape):
             raise ValueError(f"{where}: tensor {name} has shape {tuple(got[name].shape)}, expected {tuple(shape)}")
+
+
+def split_rows(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add ``name[i]`` for each row of every 2-D tensor named ``bias`` (Keras GRU reset_after)."""
+    out = dict(tensors)
+    for name, value in tensors.items():
+        if name == "bias" and np.ndim(value) == 2:
+            out.update({f"{name}[{i}]": np.asarray(value)[i] for i in range(np.shape(value)[0])})
+    return out
+
+
+def join_rows(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Stack ``name[0]``, ``name[1]``, ... back into ``name``."""
+    out: dict[str, np.ndarray] = {}
+    rows: dict[str, dict[int, np.ndarray]] = {}
+    for name, value in tensors.items():
+        if name.endswith("]") and "[" in name:
+            base, idx = name[:-1].split("[")
+            rows.setdefault(base, {})[int(idx)] = value
+        else:
+            out[name] = value
+    for base, parts in rows.items():
+        out[base] = np.stack([parts[i] for i in sorted(parts)])
+    return out

@@ -22,6 +22,14 @@ ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.nd
     "sigmoid": (_sigmoid, lambda y: y * (1.0 - y)),
     "relu": (lambda z: np.maximum(z, 0.0), lambda y: (y > 0).astype(y.dtype)),
     "linear": (lambda z: z, lambda y: np.ones_like(y)),
+    # Keras 3 keras.activations.hard_sigmoid (relu6(x + 3) / 6, checked in keras 3.15 source) and
+    # torch.nn.Hardsigmoid: the same function, slope 1/6, saturating at |x| >= 3.
+    "hard_sigmoid": (lambda z: np.clip(z + 3.0, 0.0, 6.0) / 6.0,
+                     lambda y: ((y > 0) & (y < 1)).astype(y.dtype) / 6.0),
+    # Keras 2 (tf.keras <= 2.15) hard_sigmoid, the old default recurrent activation: slope 0.2,
+    # saturating at |x| >= 2.5.
+    "hard_sigmoid_keras2": (lambda z: np.clip(0.2 * z + 0.5, 0.0, 1.0),
+                            lambda y: ((y > 0) & (y < 1)).astype(y.dtype) * 0.2),
 }
 
 

@@ -8,55 +8,104 @@ Conventions
 * Recurrent layer ``k`` (0-based), direction ``fw`` (or ``bw`` for the backward direction of a
   bidirectional layer), is prefixed ``rnn/{k}/{dir}/``.
 * Gate-stacked tensors keep their gates as consecutive blocks of ``hidden_size`` along the last axis,
-  in the order given by ``GATES`` for the cell.
+  in the order given by ``GATES`` for the cell: LSTM i, f, g, o (Keras calls g "c", TF1 "j");
+  GRU z, r, h (Keras's order; torch stores r, z, n; TF1 r, u with u = z).
 
-Simple RNN, layer k, direction d (h_t = act(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)):
+Layer k, direction d, with G gates (1 for the simple RNN, 4 LSTM, 3 GRU), H = hidden_size,
+P = proj_size or H (the width of the layer's output and recurrent state h), and
+D = input_size for k = 0, else the merged output width of layer k-1 (P, or 2P for concat):
 
-    rnn/k/d/kernel            (D, H)   D = input size of that layer
-    rnn/k/d/recurrent_kernel  (H, H)
-    rnn/k/d/bias              (H,)     only when the spec has use_bias
+    rnn/k/d/kernel            (D, G*H)
+    rnn/k/d/recurrent_kernel  (P, G*H)
+    rnn/k/d/bias              (G*H,)   only when the spec has use_bias
+    rnn/k/d/recurrent_bias    (3H,)    GRU with reset_after and use_bias only: the bias of the
+                                       recurrent product, inside the reset product for the h block
+    rnn/k/d/peephole_i, peephole_f, peephole_o   (H,)  LSTM use_peepholes (TF1 w_i_diag, ...)
+    rnn/k/d/projection        (H, P)   LSTM proj_size > 0 (torch weight_hr transposed, TF1
+                                       projection/kernel)
 
-Dense head (y = h @ kernel + bias):
+Dense head (y = h @ kernel + bias), h of the top layer's merged width M:
 
-    head/kernel               (H, O)
+    head/kernel               (M, O)
     head/bias                 (O,)
 
-States are named like their layer, ``rnn/k/d``; the gradient with respect to an initial state is
-``rnn/k/d/initial_state`` and with respect to the inputs ``inputs``.
+States are named like their layer: ``rnn/k/d`` is h (B, P); an LSTM adds its cell state
+``rnn/k/d/c`` (B, H). Gradients with respect to the initial states are ``rnn/k/d/initial_state``
+(h) and ``rnn/k/d/initial_c`` (c); with respect to the inputs ``inputs``.
 """
 from __future__ import annotations
 
 from reference.spec import SequenceSpec
 
 # Gate blocks along the last axis of gate-stacked tensors, per cell kind.
-GATES: dict[str, tuple[str, ...]] = {"simple_rnn": ()}
+GATES: dict[str, tuple[str, ...]] = {"simple_rnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "h")}
+GATE_STACKED = ("kernel", "recurrent_kernel", "bias", "recurrent_bias")
 
 RNN_PREFIX = "rnn/0/fw"
 
 
+def prefix(layer: int, direction: str) -> str:
+    return f"rnn/{layer}/{direction}"
+
+
+def prefixes(spec: SequenceSpec) -> list[str]:
+    """Every recurrent layer-direction prefix, layer by layer, forward before backward."""
+    return [prefix(k, d) for k in range(spec.num_layers) for d in spec.directions]
+
+
+def layer_param_shapes(spec: SequenceSpec, layer: int) -> dict[str, tuple[int, ...]]:
+    """Suffix -> shape of one direction of ``layer``."""
+    h, p = spec.hidden_size, spec.output_width
+    g = max(1, len(GATES[spec.cell]))
+    d = spec.input_size if layer == 0 else spec.merged_width
+    shapes: dict[str, tuple[int, ...]] = {"kernel": (d, g * h), "recurrent_kernel": (p, g * h)}
+    if spec.use_bias:
+        shapes["bias"] = (g * h,)
+        if spec.cell == "gru" and spec.reset_after:
+            shapes["recurrent_bias"] = (g * h,)
+    if spec.use_peepholes:
+        for gate in ("i", "f", "o"):
+            shapes[f"peephole_{gate}"] = (h,)
+    if spec.proj_size:
+        shapes["projection"] = (h, p)
+    return shapes
+
+
 def param_shapes(spec: SequenceSpec) -> dict[str, tuple[int, ...]]:
     """Canonical name -> shape, in a fixed order (recurrent layers first, then the head)."""
-    d, h, o = spec.input_size, spec.hidden_size, spec.output_size
-    gates = max(1, len(GATES[spec.cell]))
-    shapes: dict[str, tuple[int, ...]] = {
-        f"{RNN_PREFIX}/kernel": (d, gates * h),
-        f"{RNN_PREFIX}/recurrent_kernel": (h, gates * h),
-    }
-    if spec.use_bias:
-        shapes[f"{RNN_PREFIX}/bias"] = (gates * h,)
-    shapes["head/kernel"] = (h, o)
-    shapes["head/bias"] = (o,)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for k in range(spec.num_layers):
+        for d in spec.directions:
+            for suffix, shape in layer_param_shapes(spec, k).items():
+                shapes[f"{prefix(k, d)}/{suffix}"] = shape
+    shapes["head/kernel"] = (spec.merged_width, spec.output_size)
+    shapes["head/bias"] = (spec.output_size,)
     return shapes
+
+
+def state_names(spec: SequenceSpec, pre: str) -> tuple[str, ...]:
+    """State names of one layer-direction, in the order of the cell's state tuple."""
+    return (pre, f"{pre}/c") if spec.cell == "lstm" else (pre,)
 
 
 def state_shapes(spec: SequenceSpec, batch: int) -> dict[str, tuple[int, ...]]:
     """Canonical state name -> shape."""
-    return {RNN_PREFIX: (batch, spec.hidden_size)}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for pre in prefixes(spec):
+        shapes[pre] = (batch, spec.output_width)
+        if spec.cell == "lstm":
+            shapes[f"{pre}/c"] = (batch, spec.hidden_size)
+    return shapes
+
+
+def initial_state_gradient_name(state: str) -> str:
+    """``rnn/k/d`` -> ``rnn/k/d/initial_state``; ``rnn/k/d/c`` -> ``rnn/k/d/initial_c``."""
+    return state[:-2] + "/initial_c" if state.endswith("/c") else state + "/initial_state"
 
 
 def gate_blocks(spec: SequenceSpec, name: str) -> tuple[str, ...]:
     """Gate names stacked along the last axis of parameter ``name`` (empty when not gate-stacked)."""
-    if name.startswith("rnn/") and not name.endswith("initial_state"):
+    if name.startswith("rnn/") and name.rsplit("/", 1)[-1] in GATE_STACKED:
         return GATES[spec.cell]
     return ()
 

@@ -19,6 +19,11 @@ from reference.activations import activation
 State = tuple[np.ndarray, ...]
 
 
+def options(spec) -> str:
+    """What ``step`` needs from the spec: the activation's name."""
+    return spec.activation
+
+
 def step(params: dict, xw_t: np.ndarray, state: State, act: str) -> tuple[np.ndarray, State, tuple]:
     """One step: returns (output (B, H), new state, cache for ``step_backward``)."""
     f, _ = activation(act)

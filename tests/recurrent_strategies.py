@@ -1,0 +1,181 @@
+"""Hypothesis strategies and helpers for LSTM/GRU, stacked and bidirectional models (issue 3).
+
+Every drawn case has gate-distinct weights (uniform per element), non-zero biases, a non-zero
+initial value for every state of every layer and direction, batch >= 3 and >= 2 steps.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from reference.layout import state_shapes
+from reference.params import draw_batch, init_params
+from reference.spec import Batch, SequenceSpec
+from verify import engine
+from verify.report import Report
+
+FRAMEWORKS = ("tensorflow", "torch")
+
+
+@dataclass(frozen=True)
+class Case:
+    spec: SequenceSpec
+    params: dict
+    batch: Batch
+
+    def __repr__(self) -> str:  # what Hypothesis prints for a falsifying example
+        b, t, _ = self.batch.inputs.shape
+        return f"Case({self.spec!r}, batch={b}, steps={t}, lengths={self.batch.lengths})"
+
+
+def all_states(spec: SequenceSpec, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
+    return {n: rng.uniform(-0.5, 0.5, size=s) for n, s in state_shapes(spec, batch).items()}
+
+
+def make_case(spec: SequenceSpec, seed: int, batch: int = 3, steps: int = 4, masked: bool = False) -> Case:
+    """Weights, inputs, targets, every initial state; with ``masked``, lengths in 1..steps with at
+    least one sequence shorter than ``steps`` and one of full length."""
+    rng = np.random.default_rng(seed)
+    params = init_params(spec, rng)
+    b = draw_batch(spec, rng, batch, steps, with_initial_state=False)
+    lengths = None
+    if masked:
+        lengths = rng.integers(1, steps + 1, size=batch)
+        lengths[0], lengths[-1] = steps, max(1, steps - 1 - int(rng.integers(0, steps)))
+    return Case(spec, params, Batch(b.inputs, b.targets, all_states(spec, rng, batch), lengths))
+
+
+# The defaults (tanh, sigmoid gates) weigh more so that torch's native layers are drawn often.
+ACTS = ["tanh"] * 4 + ["relu", "sigmoid", "linear", "hard_sigmoid", "hard_sigmoid_keras2"]
+GATE_ACTS = ["sigmoid"] * 3 + ["hard_sigmoid", "hard_sigmoid_keras2"]
+
+
+@st.composite
+def recurrent_specs(draw: st.DrawFn, cells: tuple[str, ...] = ("lstm", "gru", "simple_rnn"),
+                    tf1: bool = False) -> SequenceSpec:
+    """Every option of issue 3 that Keras 3 and torch share; ``tf1`` adds peepholes, forget_bias, projection."""
+    cell = draw(st.sampled_from(cells))
+    loss = draw(st.sampled_from(["mse", "softmax_ce", "clipped_log_ce"]))
+    bidirectional = draw(st.booleans())
+    num_layers = draw(st.integers(1, 2))
+    kw: dict = {}
+    if cell == "lstm":
+        kw["proj_size"] = draw(st.sampled_from([0, 0, 2]))
+        if tf1:
+            kw["use_peepholes"] = draw(st.booleans())
+            kw["forget_bias"] = draw(st.sampled_from([0.0, 1.0, 0.5]))
+    if cell == "gru":
+        kw["reset_after"] = draw(st.booleans())
+    if cell != "simple_rnn":
+        kw["recurrent_activation"] = draw(st.sampled_from(GATE_ACTS))
+    return SequenceSpec(
+        "drawn",
+        input_size=draw(st.integers(1, 4)),
+        hidden_size=draw(st.integers(1, 5)),
+        output_size=draw(st.integers(2, 3)),
+        cell=cell,
+        activation=draw(st.sampled_from(ACTS if cell != "simple_rnn" else ["tanh", "relu", "sigmoid"])),
+        use_bias=draw(st.booleans()),
+        return_sequences=draw(st.booleans()),
+        go_backwards=draw(st.booleans()) if num_layers == 1 and not bidirectional else False,
+        loss=loss,
+        accuracy="abs_tol" if loss == "mse" else "argmax",
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        merge_mode=draw(st.sampled_from(["concat", "sum", "mul", "ave"])),
+        last_output=draw(st.sampled_from(["final", "last_step"])),
+        zero_output_for_mask=draw(st.booleans()),
+        **kw,
+    )
+
+
+@st.composite
+def cases(draw: st.DrawFn, specs: st.SearchStrategy, supports=None) -> Case:
+    """A drawn spec with data; variable lengths (masks) in about half the cases where ``supports``
+    (an adapter's ``supports(spec, masked)``) accepts them."""
+    spec = draw(specs)
+    masked = draw(st.booleans()) and supports is not None and supports(spec, True) is None
+    return make_case(spec, draw(st.integers(0, 2**32 - 1)), draw(st.integers(3, 5)), draw(st.integers(2, 6)), masked)
+
+
+def verify_case(case: Case, framework: str, dtype: str, built_from: dict | None = None,
+                model: object = None, intended: bool = False) -> Report:
+    """Build (or take ``model``), read back, run and check one framework against the reference.
+
+    The reference runs on the weights read back from the model, or with ``intended`` on
+    ``case.params`` (the weights a port was meant to carry: a wrong port then shows in the outputs).
+    """
+    from adapters import registry
+
+    adapter = registry.get(framework, case.spec)
+    built = model if model is not None else adapter.build(case.spec, case.params, dtype)
+    weights = case.params if intended else adapter.extract(built)
+    run = engine.FrameworkRun(framework, weights, adapter.run(built, case.spec, case.batch, dtype))
+    checks, _, _ = engine.check_run(case.spec, case.batch, dtype, run,
+                                    built_from=case.params if built_from is None else built_from)
+    return Report(case.spec.name, dtype, 0, (framework,), {}, tuple(checks))
+
+
+def float64_figures(report: Report, case: Case) -> dict:
+    """Worst elementwise max_rel, and worst error relative to each tensor's largest |value|."""
+    ref = engine.reference_and_allowances(case.spec, case.params, case.batch, "float64")[0]
+    worst_rel, worst_scaled, where = 0.0, 0.0, ""
+    for c in report.checks:
+        if c.quantity in ("accuracy", "parameter"):
+            continue
+        scale = float(np.max(np.abs(ref[c.quantity][c.name]))) or 1.0
+        if c.max_rel is not None and c.max_rel > worst_rel:
+            worst_rel, where = c.max_rel, f"{c.quantity}/{c.name}"
+        worst_scaled = max(worst_scaled, c.max_abs / scale)
+    return {"max_rel": worst_rel, "max_rel_at": where, "max_abs_over_scale": worst_scaled}
+
+
+def record(kind: str, **fields: object) -> None:
+    """Append one line of figures to $VERIFY_STATS (for the issue's report); no-op when unset."""
+    path = os.environ.get("VERIFY_STATS")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"kind": kind, **fields}) + "\n")
+
+
+def finite_difference_errors(case: Case, eps: float = 1e-6) -> dict[str, float]:
+    """Max |analytic - central difference| per gradient (parameters, inputs, initial states)."""
+    from reference import model
+    from reference.layout import initial_state_gradient_name
+
+    spec, params, batch = case.spec, case.params, case.batch
+    grads = model.evaluate(spec, params, batch)["gradient"]
+
+    def loss_with(name: str, idx: tuple, delta: float) -> float:
+        p = dict(params)
+        x, states = batch.inputs, dict(batch.initial_state)
+        if name in p:
+            p[name] = p[name].copy()
+            p[name][idx] += delta
+        elif name == "inputs":
+            x = x.copy()
+            x[idx] += delta
+        else:
+            state = next(s for s in states if initial_state_gradient_name(s) == name)
+            states[state] = states[state].copy()
+            states[state][idx] += delta
+        return model.loss_only(spec, p, Batch(x, batch.targets, states, *_extra(batch)))
+
+    errors = {}
+    for name, g in grads.items():
+        num = np.zeros_like(g)
+        for idx in np.ndindex(g.shape):
+            num[idx] = (loss_with(name, idx, eps) - loss_with(name, idx, -eps)) / (2 * eps)
+        errors[name] = float(np.max(np.abs(num - g))) if g.size else 0.0
+    return errors
+
+
+def _extra(batch: Batch) -> tuple:
+    """Fields of Batch after initial_state (lengths, when the Batch has them)."""
+    from dataclasses import fields
+    names = [f.name for f in fields(Batch)][3:]
+    return tuple(getattr(batch, n) for n in names)
