@@ -104,18 +104,15 @@ def test_build_refuses_what_tf1_cells_cannot_hold():
         tf1_cells.build(spec, make_case(spec, 0).params, "float64")
 
 
-@pytest.mark.xfail(strict=False, reason="known float32 false alarm: tolerance scale of a summed gradient (see docstring)")
-def test_float32_false_alarm_on_a_cancelling_gradient_sum():
-    """Found by test_float32_no_false_alarm at 1000 examples (the one false alarm in 614 TF1 draws).
+def test_float32_cancelling_gradient_sum_is_no_false_alarm():
+    """The one false alarm the 1000-example float32 soak found in TF1 (614 draws), kept as a regression case.
 
     rnn/1/bw/bias (one element, -6.89e-4) is a sum over batch and time of terms with sum |terms| = 0.40
     (condition 581). A float32 sum of them may be off by about eps32 * 0.40 = 4.8e-8: TF1 is off by
     5.2e-8, while NumPy's float32 reference happens to be off by only 1.1e-9 (5.4e-9 with the batch
-    reversed). The float32 allowance, max(64 ulp of the tensor's largest |value|, 8 x that measured
-    floor) = 5.3e-9, therefore flags a correct framework. A fix needs the allowance of a reduced
-    gradient to scale with the magnitude of its summands (|x|^T |dz| and friends), which the reference
-    would have to return alongside the gradient. Not strict: the size of TF1's rounding here may
-    depend on the CPU (oneDNN kernels), so an XPASS elsewhere is not an error.
+    reversed), so an allowance scaled by the tensor's own value and that floor (5.3e-9) flagged a
+    correct framework. verify/tolerance.py now scales every gradient by the model's largest gradient
+    (0.615 here: atol 4.7e-6), which this case passes with a margin of 90.
     """
     data = np.load(os.path.join(os.path.dirname(__file__), "data", "tf1_float32_cancellation.npz"))
     spec = SequenceSpec("drawn", 3, 1, 3, cell="simple_rnn", activation="relu", num_layers=2, bidirectional=True,
