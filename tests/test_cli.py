@@ -41,7 +41,7 @@ def test_compare_rnn_float64_json_report(tmp_path) -> None:
     fields = {"framework", "quantity", "name", "shape", "max_abs", "max_rel", "allowed", "ok", "first_bad_step"}
     assert all(fields <= set(c) for c in report["checks"])
     measured = [c for c in report["checks"] if c["quantity"] in ("output", "gradient") and "~" not in c["framework"]]
-    assert {c["framework"] for c in measured} == {"tensorflow", "torch"}
+    assert {c["framework"] for c in measured} == {"tensorflow", "torch", "tf1"}
     worst = max(measured, key=lambda c: c["max_rel"])
     assert worst["max_rel"] <= 1e-12, worst
 

@@ -49,7 +49,7 @@ MODELS: dict[str, ZooModel] = {
                      accuracy="abs_tol", accuracy_tol=0.05,
                      description="simple RNN (tanh) + Dense counting ones in a 10-bit stream at every step; "
                                  "MSE loss, accuracy |y - t| < 0.05"),
-        _running_sum),
+        _running_sum, ("tensorflow", "torch", "tf1")),
     "lstm": ZooModel(
         SequenceSpec("lstm", input_size=1, hidden_size=8, output_size=1, cell="lstm", loss="mse",
                      accuracy="abs_tol", accuracy_tol=0.05,
