@@ -6,24 +6,12 @@ properties and >= 3 wherever batch mixing could hide.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from hypothesis import strategies as st
 
 from reference.params import draw_batch, init_params
-from reference.spec import Batch, SequenceSpec
-
-
-@dataclass(frozen=True)
-class Case:
-    spec: SequenceSpec
-    params: dict
-    batch: Batch
-
-    def __repr__(self) -> str:  # what Hypothesis prints for a falsifying example
-        b, t, _ = self.batch.inputs.shape
-        return f"Case({self.spec!r}, batch={b}, steps={t}, initial_state={self.batch.initial_state is not None})"
+from reference.spec import SequenceSpec
+from tests.recurrent_strategies import Case
 
 
 @st.composite
