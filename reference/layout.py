@@ -35,6 +35,7 @@ States are named like their layer: ``rnn/k/d`` is h (B, P); an LSTM adds its cel
 """
 from __future__ import annotations
 
+from reference.checks import check_layout
 from reference.spec import SequenceSpec
 
 # Gate blocks along the last axis of gate-stacked tensors, per cell kind.
@@ -110,25 +111,6 @@ def gate_blocks(spec: SequenceSpec, name: str) -> tuple[str, ...]:
     return ()
 
 
-def describe(spec: SequenceSpec) -> str:
-    """One line per parameter: name and shape; used in layout error messages."""
-    return "; ".join(f"{n} {s}" for n, s in param_shapes(spec).items())
-
-
 def check_params(spec: SequenceSpec, params: dict) -> None:
     """Raise ValueError naming the tensor and both shapes when ``params`` is not in the layout."""
-    import numpy as np
-
-    expected = param_shapes(spec)
-    missing = [n for n in expected if n not in params]
-    extra = [n for n in params if n not in expected]
-    if missing or extra:
-        raise ValueError(
-            f"parameters do not match the layout of {spec.name!r}: missing {missing}, unexpected {extra}; "
-            f"expected {describe(spec)}")
-    for name, shape in expected.items():
-        got = tuple(np.shape(params[name]))
-        if got != shape:
-            raise ValueError(f"parameter {name}: expected shape {shape}, got {got}")
-        if not np.all(np.isfinite(params[name])):
-            raise ValueError(f"parameter {name} holds NaN or infinite values")
+    check_layout(param_shapes(spec), params, repr(spec.name))

@@ -39,6 +39,7 @@ import numpy as np
 
 from reference import attention_wrapper as aw
 from reference import dense, losses, metrics, seq2seq_cell
+from reference.checks import check_layout
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
 
 Results = dict[str, dict[str, np.ndarray]]
@@ -60,25 +61,9 @@ def param_shapes(spec: Seq2SeqSpec) -> dict[str, tuple[int, ...]]:
             "output/kernel": (2 * h, o), "output/bias": (o,)}
 
 
-def describe(spec: Seq2SeqSpec) -> str:
-    return "; ".join(f"{n} {s}" for n, s in param_shapes(spec).items())
-
-
 def check_params(spec: Seq2SeqSpec, params: dict) -> None:
     """ValueError naming the expected layout (count, names, shapes) when ``params`` is not in it."""
-    expected = param_shapes(spec)
-    missing = [n for n in expected if n not in params]
-    extra = [n for n in params if n not in expected]
-    if missing or extra:
-        raise ValueError(f"parameters do not match the layout of {spec.name!r} ({spec.kind}): got {len(params)} "
-                         f"tensors, expected {len(expected)}; missing {missing}, unexpected {extra}; "
-                         f"expected layout: {describe(spec)}")
-    for name, shape in expected.items():
-        got = tuple(np.shape(params[name]))
-        if got != shape:
-            raise ValueError(f"parameter {name}: expected shape {shape}, got {got}; expected layout: {describe(spec)}")
-        if not np.all(np.isfinite(params[name])):
-            raise ValueError(f"parameter {name} holds NaN or infinite values")
+    check_layout(param_shapes(spec), params, f"{spec.name!r} ({spec.kind})")
 
 
 def _sub(params: dict, prefix: str) -> dict:
