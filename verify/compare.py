@@ -24,10 +24,10 @@ def compare_tensor(framework: str, against: str, quantity: str, name: str, x: np
     x = np.asarray(x, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     if x.shape != ref.shape:
-        return Check(framework, against, quantity, name, tuple(ref.shape), dtype, float("inf"), None, float("inf"),
-                     (), ref.size, ref.size, Allowance(allowance.atol, allowance.rtol,
-                                                      f"shape {x.shape} where {ref.shape} was expected", allowance.rule),
-                     False)
+        why = f"shape {x.shape} where {ref.shape} was expected"
+        return Check(framework, against, quantity, name, tuple(ref.shape), dtype, float("inf"), None,
+                     float("inf"), float("inf"), (), ref.size, ref.size,
+                     Allowance(allowance.atol, allowance.rtol, why, allowance.rule), False)
     finite = np.isfinite(x)
     diff = np.where(finite, np.abs(x - ref), np.inf)
     bad = diff > allowance.atol + allowance.rtol * np.abs(ref)
@@ -38,6 +38,8 @@ def compare_tensor(framework: str, against: str, quantity: str, name: str, x: np
         max_rel = None
     else:
         max_rel = float(np.max(diff[nonzero] / np.abs(ref[nonzero]))) if np.any(nonzero) else 0.0
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    norm_rel = max_abs / scale if scale > 0 else max_abs
     spacing = np.spacing(np.abs(ref).astype(dtype)).astype(np.float64)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # next to a zero reference: inf ulp
         ulp = float(np.max(diff / spacing)) if diff.size else 0.0
@@ -54,8 +56,8 @@ def compare_tensor(framework: str, against: str, quantity: str, name: str, x: np
     value = reference_value = None
     if ref.size == 1:  # a scalar (loss, accuracy): the values themselves are worth showing
         value, reference_value = float(x.reshape(-1)[0]), float(ref.reshape(-1)[0])
-    return Check(framework, against, quantity, name, tuple(ref.shape), dtype, max_abs, max_rel, ulp, where,
-                 int(bad.sum()), int(ref.size), allowance, not bad.any(), first_bad_step, gate, bad_gates,
+    return Check(framework, against, quantity, name, tuple(ref.shape), dtype, max_abs, max_rel, norm_rel, ulp,
+                 where, int(bad.sum()), int(ref.size), allowance, not bad.any(), first_bad_step, gate, bad_gates,
                  value, reference_value)
 
 

@@ -21,12 +21,25 @@ def _row(c: Check) -> list[str]:
     if c.bad_gates:
         gate = ",".join(c.bad_gates)
     return [c.framework, c.quantity, c.name, "x".join(map(str, c.shape)) or "()", _num(c.max_abs), _num(c.max_rel),
-            f"{c.ulp:.3g}" if math.isfinite(c.ulp) else "inf", _num(c.allowed.atol), _num(c.allowed.rtol),
+            _num(c.norm_rel), f"{c.ulp:.3g}" if math.isfinite(c.ulp) else "inf", _num(c.allowed.atol), _num(c.allowed.rtol),
             f"{c.n_bad}/{c.n_total}", step, gate, "ok" if c.ok else "MISMATCH"]
 
 
-HEADER = ["framework", "quantity", "name", "shape", "max_abs", "max_rel", "ulp", "atol", "rtol", "bad", "step",
+HEADER = ["framework", "quantity", "name", "shape", "max_abs", "max_rel", "norm_rel", "ulp", "atol", "rtol", "bad", "step",
           "gate", "result"]
+
+
+def _worst(report: Report) -> list[str]:
+    """Per compared pair, the tensors with the largest normwise and elementwise relative errors."""
+    lines = []
+    measured = [c for c in report.checks if c.quantity not in ("parameter", "accuracy")]
+    for pair in dict.fromkeys((c.framework, c.against) for c in measured):
+        mine = [c for c in measured if (c.framework, c.against) == pair]
+        norm = max(mine, key=lambda c: c.norm_rel)
+        elem = max(mine, key=lambda c: math.inf if c.max_rel is None else c.max_rel)
+        lines.append(f"  worst {pair[0]} vs {pair[1]}: norm_rel {_num(norm.norm_rel)} ({norm.quantity} {norm.name}), "
+                     f"max_rel {_num(elem.max_rel)} ({elem.quantity} {elem.name})")
+    return lines
 
 
 def table(report: Report) -> str:
@@ -39,6 +52,9 @@ def table(report: Report) -> str:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    lines.append("max_rel: largest |x - ref| / |ref| over the elements; norm_rel: max |x - ref| / max |ref| "
+                 "(normwise relative error)")
+    lines += _worst(report)
     lines.append("allowances (an element passes when |x - ref| <= atol + rtol*|ref|; each check's reason is in the JSON):")
     for rule in dict.fromkeys(c.allowed.rule for c in report.checks):
         lines.append(f"  {rule}")

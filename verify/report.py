@@ -26,6 +26,7 @@ class Check:
     dtype: str                # dtype the framework computed in
     max_abs: float
     max_rel: float | None     # elementwise |x - ref| / |ref|; None where ref == 0 and x != ref
+    norm_rel: float           # normwise: max |x - ref| / max |ref| (infinity norms; max |x - ref| if ref is all zero)
     ulp: float                # largest distance in units in the last place of ``dtype``
     where: tuple[int, ...]    # index of the largest absolute error
     n_bad: int
