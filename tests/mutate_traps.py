@@ -1,0 +1,71 @@
+"""Reintroduce each porting trap into a copy of the code and show which trap tests then fail.
+
+Run from the repository root: ``python tests/mutate_traps.py`` (about 2 minutes). Each mutation is
+one textual change of the adapters or the reference; a trap test that stays green under its mutation
+would be a test that cannot fail. Exit code 1 when some mutation is caught by no test.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# (trap, file, text, replacement, test files whose trap tests must catch it)
+MUTATIONS = [
+    ("forget_bias dropped: TF1 cells built with forget_bias 0", "adapters/tf1_cells.py",
+     "forget_bias=spec.forget_bias", "forget_bias=0.0", "tests/test_tf1_cells.py"),
+    ("torch's two LSTM biases: the canonical bias copied into bias_ih and bias_hh", "adapters/tables.py",
+     "out[extra] = np.zeros_like(value)", "out[extra] = value", "tests/test_torch_nn.py"),
+    ("GRU reset placement swapped in the reference", "reference/gru.py",
+     "if spec.reset_after:", "if not spec.reset_after:", "tests/test_gru.py"),
+    ("gate order: torch GRU r, z, n not permuted", "adapters/tables.py",
+     "_SWAP01 = (1, 0, 2)", "_SWAP01 = (0, 1, 2)", "tests/test_gru.py tests/test_torch_nn.py"),
+    ("gate order: TF1 GRUCell r, u read as z, r", "adapters/tf1_tables.py",
+     '_GRU_BLOCKS = (("gates/kernel", 1, 2), ("gates/kernel", 0, 2),',
+     '_GRU_BLOCKS = (("gates/kernel", 0, 2), ("gates/kernel", 1, 2),', "tests/test_gru.py"),
+    ("gate order: TF1 LSTM i, j, f, o read as i, f, g, o", "adapters/tf1_tables.py",
+     '("kernel", 0, 4), ("kernel", 2, 4), ("kernel", 1, 4), ("kernel", 3, 4))',
+     '("kernel", 0, 4), ("kernel", 1, 4), ("kernel", 2, 4), ("kernel", 3, 4))', "tests/test_lstm.py"),
+    ("gate order: Keras LSTM i, f, c, o read as i, c, f, o", "adapters/tables.py",
+     "KERAS_LSTM = KERAS_SIMPLE_RNN",
+     'KERAS_LSTM = tuple(TensorMap(m.canonical, m.framework, "swap_fg") for m in KERAS_SIMPLE_RNN)\n'
+     'TRANSFORMS["swap_fg"] = (lambda a: permute_blocks(a, (0, 2, 1, 3)),) * 2', "tests/test_lstm.py"),
+    ("bidirectional last output: Keras's and TF1's semantics swapped in the reference", "reference/model.py",
+     'spec.last_output == "final"', 'spec.last_output == "last_step"', "tests/test_model.py"),
+    ("hard_sigmoid: Keras 3's defined as Keras 2's 0.2 x + 0.5", "reference/activations.py",
+     '"hard_sigmoid": (lambda z: np.clip(z + 3.0, 0.0, 6.0) / 6.0,',
+     '"hard_sigmoid": (lambda z: np.clip(0.2 * z + 0.5, 0.0, 1.0),', "tests/test_lstm.py"),
+    ("mask ignored by the reference", "reference/model.py",
+     "    if lengths is None:\n        return None", "    if True:\n        return None", "tests/test_recurrent.py"),
+]
+COPY = ("adapters", "reference", "verify", "tests", "pyproject.toml")
+
+
+def main() -> int:
+    root = Path.cwd()
+    uncaught = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in COPY:
+            (shutil.copytree if (root / name).is_dir() else shutil.copy)(root / name, Path(tmp) / name)
+        for trap, path, old, new, tests in MUTATIONS:
+            target = Path(tmp) / path
+            source = target.read_text()
+            if old not in source:
+                print(f"{trap}: {path} no longer contains the text to mutate; update this script")
+                return 2
+            target.write_text(source.replace(old, new))
+            out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "trap",
+                                  *tests.split()], cwd=tmp, capture_output=True, text=True).stdout
+            target.write_text(source)
+            failed = [line.split()[1] for line in out.splitlines() if line.startswith("FAILED")]
+            uncaught += not failed
+            print(f"{trap}: {'caught by' if failed else 'NOT CAUGHT'} {len(failed)} test(s)")
+            for test in failed:
+                print(f"  {test}")
+    return 1 if uncaught else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
