@@ -13,7 +13,9 @@ def test_worst_line_names_each_pairs_tensors() -> None:
     big = ref + np.array([1e-8, 0.0, 0.0])  # the largest error relative to its tensor
     small = ref + np.array([0.0, 0.0, 1e-12])  # tiny, but 1e-3 of its own element
     checks = (compare_tensor("torch", "reference", "output", "a", big, ref, LOOSE, "float64"),
-              compare_tensor("torch", "reference", "gradient", "b", small, ref, LOOSE, "float64"))
+              compare_tensor("torch", "reference", "gradient", "b", small, ref, LOOSE, "float64"),
+              compare_tensor("tensorflow~torch", "torch", "gradient", "b", small, ref, LOOSE, "float64"))
     text = table(Report("m", "float64", 0, ("torch",), {}, checks))
     worst = [line for line in text.splitlines() if line.strip().startswith("worst")]
-    assert worst == ["  worst torch vs reference: norm_rel 5.00e-09 (output a), max_rel 1.00e-03 (gradient b)"], text
+    assert worst == ["  worst torch vs reference: norm_rel 5.00e-09 (output a), max_rel 1.00e-03 (gradient b)",
+                     "  worst tensorflow vs torch: norm_rel 5.00e-13 (gradient b), max_rel 1.00e-03 (gradient b)"], text

@@ -37,7 +37,8 @@ def _worst(report: Report) -> list[str]:
         mine = [c for c in measured if (c.framework, c.against) == pair]
         norm = max(mine, key=lambda c: c.norm_rel)
         elem = max(mine, key=lambda c: math.inf if c.max_rel is None else c.max_rel)
-        lines.append(f"  worst {pair[0]} vs {pair[1]}: norm_rel {_num(norm.norm_rel)} ({norm.quantity} {norm.name}), "
+        label = pair[0].replace("~", " vs ") if "~" in pair[0] else f"{pair[0]} vs {pair[1]}"
+        lines.append(f"  worst {label}: norm_rel {_num(norm.norm_rel)} ({norm.quantity} {norm.name}), "
                      f"max_rel {_num(elem.max_rel)} ({elem.quantity} {elem.name})")
     return lines
 
