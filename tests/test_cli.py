@@ -20,6 +20,8 @@ def test_list_names_the_models_one_per_line() -> None:
     (("compare", "--model", "nope"), "expected one of: rnn"),
     (("compare", "--model", "rnn", "--dtype", "float16"), "expected one of: float32, float64"),
     (("compare", "--model", "rnn", "--frameworks", "jax"), "expected a comma-separated subset of"),
+    (("compare", "--model", "gru", "--frameworks", "tf1"), "tf1 not available for model 'gru'; expected a "
+                                                           "comma-separated subset of: tensorflow, torch"),
     (("compare", "--model", "rnn", "--seed", "x"), "invalid int value"),
     (("compare",), "required: --model"),
     (("frobnicate",), "invalid choice"),

@@ -51,7 +51,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         frameworks = tuple(dict.fromkeys(f.strip() for f in args.frameworks.split(",") if f.strip()))
         unknown = [f for f in frameworks if f not in available]
         if unknown or not frameworks:
-            raise UsageError(f"unknown framework(s) {', '.join(unknown) or repr(args.frameworks)} for model "
+            raise UsageError(f"framework(s) {', '.join(unknown) or repr(args.frameworks)} not available for model "
                              f"{args.model!r}; expected a comma-separated subset of: {', '.join(available)}")
     if args.dtype not in engine.DTYPES:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
