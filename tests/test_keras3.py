@@ -29,8 +29,6 @@ def test_float64_matches_reference(case):
     assert report.verdict == "equivalent", render.table(report)
     figures = float64_figures(report)
     record("float64", masked=case.batch.lengths is not None, framework="tensorflow", spec=repr(case.spec), **figures)
-    # Acceptance: 1e-12 relative to each tensor's scale; elementwise max_rel is recorded, since an
-    # element near zero that arises by cancellation can carry a larger relative error.
     assert figures["norm_rel"] <= 1e-12, (figures, render.table(report))
 
 
