@@ -120,6 +120,34 @@ def verify_case(case: Case, framework: str, dtype: str, built_from: dict | None 
     return Report(case.spec.name, dtype, 0, (framework,), {}, tuple(checks))
 
 
+def check_gate_order_trap(case: Case, framework: str, port: str, order: tuple[int, ...],
+                          swapped: set[str]) -> None:
+    """Build ``framework``'s model from ``case.params`` (port "correct"), or with port "order_ignored"
+    from layer 0's gate-stacked tensors permuted by ``order``: a swap the adapter itself makes, so it is
+    undone and the canonical blocks land in the framework's slots unpermuted. The broken port's read-back
+    kernel must be wrong in exactly the ``swapped`` gates, its bias wrong, and its outputs must differ
+    from those of the intended weights."""
+    from adapters import registry
+    from adapters.tables import permute_blocks
+    from verify import render
+
+    port_params = dict(case.params)
+    if port == "order_ignored":
+        for n in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
+            if f"rnn/0/fw/{n}" in port_params:
+                port_params[f"rnn/0/fw/{n}"] = permute_blocks(case.params[f"rnn/0/fw/{n}"], order)
+    built = registry.get(framework, case.spec).build(case.spec, port_params, "float64")
+    read_back = verify_case(case, framework, "float64", model=built)
+    intended = verify_case(case, framework, "float64", model=built, intended=True)
+    if port == "correct":
+        assert read_back.verdict == intended.verdict == "equivalent", render.table(intended)
+        return
+    assert set(read_back.find(framework, "parameter", "rnn/0/fw/kernel").bad_gates) == swapped, \
+        render.table(read_back)
+    assert not read_back.find(framework, "parameter", "rnn/0/fw/bias").ok, render.table(read_back)
+    assert not intended.find(framework, "output", "prediction").ok, render.table(intended)
+
+
 def float64_figures(report: Report) -> dict:
     """Worst elementwise max_rel and worst normwise norm_rel (max |x - ref| / max |ref|), with their tensors.
 

@@ -9,7 +9,7 @@ import pytest
 
 from reference import gru
 from reference.spec import SequenceSpec
-from tests.recurrent_strategies import finite_difference_errors, make_case, verify_case
+from tests.recurrent_strategies import check_gate_order_trap, finite_difference_errors, make_case, verify_case
 from verify import render
 
 
@@ -83,21 +83,5 @@ def test_trap_gate_order(framework, reset_after, port):
     """Canonical z, r, h copied into torch's r, z, n (nn.GRU) or TF1's r, u (GRUCell gates/kernel)
     without permuting: the read-back parameters are wrong in exactly gates z and r, and the outputs
     differ from those the intended weights give."""
-    from adapters import registry
-    from adapters.tables import permute_blocks
     spec = SequenceSpec("order", 2, 3, 2, cell="gru", reset_after=reset_after)
-    case = make_case(spec, 10)
-    port_params = dict(case.params)
-    if port == "order_ignored":  # the adapter swaps z and r; handing it swapped blocks undoes that
-        for n in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
-            if f"rnn/0/fw/{n}" in port_params:
-                port_params[f"rnn/0/fw/{n}"] = permute_blocks(case.params[f"rnn/0/fw/{n}"], (1, 0, 2))
-    built = registry.get(framework, spec).build(spec, port_params, "float64")
-    read_back = verify_case(case, framework, "float64", model=built)
-    intended = verify_case(case, framework, "float64", model=built, intended=True)
-    if port == "correct":
-        assert read_back.verdict == intended.verdict == "equivalent", render.table(intended)
-    else:
-        kernel = read_back.find(framework, "parameter", "rnn/0/fw/kernel")
-        assert set(kernel.bad_gates) == {"z", "r"}, render.table(read_back)
-        assert not intended.find(framework, "output", "prediction").ok, render.table(intended)
+    check_gate_order_trap(make_case(spec, 10), framework, port, (1, 0, 2), {"z", "r"})

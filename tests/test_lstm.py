@@ -10,7 +10,7 @@ import pytest
 from reference import lstm, model
 from reference.activations import activation
 from reference.spec import Batch, SequenceSpec
-from tests.recurrent_strategies import finite_difference_errors, make_case, verify_case
+from tests.recurrent_strategies import check_gate_order_trap, finite_difference_errors, make_case, verify_case
 from verify import render
 
 
@@ -122,24 +122,8 @@ def test_trap_gate_order(framework, port):
     """An LSTM port that ignores the gate order swaps f and g: TF1's i, j, f, o blocks copied into a
     Keras LSTM (i, f, c, o), or canonical i, f, g, o blocks copied into a TF1 cell's kernel. The
     read-back kernel is wrong in exactly gates f and g, and the outputs differ from the intended ones."""
-    from adapters import registry
-    from adapters.tables import permute_blocks
     spec = SequenceSpec("order", 2, 3, 2, cell="lstm")
-    case = make_case(spec, 8)
-    port_params = dict(case.params)
-    if port == "order_ignored":  # a swap of f and g is its own inverse, so it also undoes the TF1 adapter's
-        for n in ("rnn/0/fw/kernel", "rnn/0/fw/recurrent_kernel", "rnn/0/fw/bias"):
-            port_params[n] = permute_blocks(case.params[n], TF1_ORDER)
-    built = registry.get(framework, spec).build(spec, port_params, "float64")
-    read_back = verify_case(case, framework, "float64", model=built)
-    intended = verify_case(case, framework, "float64", model=built, intended=True)
-    if port == "correct":
-        assert read_back.verdict == intended.verdict == "equivalent", render.table(intended)
-    else:
-        check = read_back.find(framework, "parameter", "rnn/0/fw/kernel")
-        assert set(check.bad_gates) == {"f", "g"}, render.table(read_back)
-        assert not read_back.find(framework, "parameter", "rnn/0/fw/bias").ok, render.table(read_back)
-        assert not intended.find(framework, "output", "prediction").ok, render.table(intended)
+    check_gate_order_trap(make_case(spec, 8), framework, port, TF1_ORDER, {"f", "g"})
 
 
 def test_initial_state_dict_rejects_unknown_and_misshapen_states():

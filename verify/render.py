@@ -21,12 +21,12 @@ def _row(c: Check) -> list[str]:
     if c.bad_gates:
         gate = ",".join(c.bad_gates)
     return [c.framework, c.quantity, c.name, "x".join(map(str, c.shape)) or "()", _num(c.max_abs), _num(c.max_rel),
-            _num(c.norm_rel), f"{c.ulp:.3g}" if math.isfinite(c.ulp) else "inf", _num(c.allowed.atol), _num(c.allowed.rtol),
-            f"{c.n_bad}/{c.n_total}", step, gate, "ok" if c.ok else "MISMATCH"]
+            _num(c.norm_rel), f"{c.ulp:.3g}" if math.isfinite(c.ulp) else "inf", _num(c.allowed.atol),
+            _num(c.allowed.rtol), f"{c.n_bad}/{c.n_total}", step, gate, "ok" if c.ok else "MISMATCH"]
 
 
-HEADER = ["framework", "quantity", "name", "shape", "max_abs", "max_rel", "norm_rel", "ulp", "atol", "rtol", "bad", "step",
-          "gate", "result"]
+HEADER = ["framework", "quantity", "name", "shape", "max_abs", "max_rel", "norm_rel", "ulp", "atol", "rtol", "bad",
+          "step", "gate", "result"]
 
 
 def _worst(report: Report) -> list[str]:
