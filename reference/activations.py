@@ -7,8 +7,9 @@ import numpy as np
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # 1 / (1 + exp(-z)) is accurate for every z: where exp(-z) overflows to inf the result is the
-    # correctly rounded 0 (below 1e-308), so the overflow is expected and silenced.
+    # 1 / (1 + exp(-z)) is accurate for every z: exp(-z) overflows only where the true value is below
+    # the dtype's smallest normal number (z < -709 in float64, z < -88 in float32), and the result
+    # there is 0; so the overflow is expected and silenced.
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-z))
 
