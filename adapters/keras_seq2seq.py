@@ -22,7 +22,6 @@ import numpy as np
 
 from adapters import seq2seq_tables as st
 from adapters.tf_import import import_tf
-from reference import seq2seq_cell
 from reference.seq2seq import check_params
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
 
@@ -189,11 +188,11 @@ def _classes() -> dict[str, Any]:
                 enc.append(out)
             res = {"encoder": ops.stack(enc, 1)}
             if spec.kind == "attention":
-                res.update(_states("encoder", state[0], state[1:3]))
+                res.update(st.final_states("encoder", state[0], state[1:3]))
                 if self.variant == "drop_attention_state":  # the bug under test
                     state = (state[0], ops.zeros_like(state[1]), ops.zeros_like(state[2])) + state[3:]
             else:
-                res.update(_states("encoder", state))
+                res.update(st.final_states("encoder", state))
             logits, dec = [self.output_layer(out)], []
             for k in range(1, spec.output_steps):
                 if teacher:
@@ -204,9 +203,9 @@ def _classes() -> dict[str, Any]:
                 dec.append(out)
                 logits.append(self.output_layer(out))
             if spec.kind == "attention":
-                res.update(_states("decoder", state[0], state[1:3]))
+                res.update(st.final_states("decoder", state[0], state[1:3]))
             else:
-                res.update(_states("decoder", state))
+                res.update(st.final_states("decoder", state))
             res["logits"] = ops.stack(logits, 1)
             if dec:
                 res["decoder"] = ops.stack(dec, 1)
@@ -214,15 +213,6 @@ def _classes() -> dict[str, Any]:
 
     return {"Seq2Seq": Seq2Seq, "AttentionCellWrapper": AttentionCellWrapper, "BasicRNNCell": BasicRNNCell,
             "BasicLSTMCell": BasicLSTMCell, "Linear": Linear}
-
-
-def _states(prefix: str, cell_state: tuple, attention: tuple = ()) -> dict[str, Any]:
-    """Result names of a final state: the cell's parts (reference/seq2seq_cell.STATE_PARTS), attns, window."""
-    out = {f"state:{prefix}/cell{suffix}": v
-           for suffix, v in zip(seq2seq_cell.STATE_PARTS["lstm" if len(cell_state) == 2 else "simple_rnn"], cell_state)}
-    if attention:
-        out.update({f"state:{prefix}/attns": attention[0], f"state:{prefix}/attn_states": attention[1]})
-    return out
 
 
 def _variables(model: Any) -> dict[str, Any]:

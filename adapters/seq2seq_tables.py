@@ -10,10 +10,13 @@ weight of a 1x1 convolution.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from adapters import tables
 from adapters.tables import TensorMap
+from reference import seq2seq_cell
 
 # torch's attn_w (V, A) <-> canonical (1, 1, A, V)
 tables.TRANSFORMS.setdefault("conv1x1_out_in", (lambda a: np.ascontiguousarray(a.T)[None, None],
@@ -70,3 +73,12 @@ def to_canonical(table: tuple[TensorMap, ...], tensors: dict[str, np.ndarray]) -
 def from_canonical(table: tuple[TensorMap, ...], params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {e.framework[0]: np.ascontiguousarray(tables.TRANSFORMS[e.transform][1](params[e.canonical]))
             for e in table}
+
+
+def final_states(prefix: str, cell_state: tuple, attention: tuple = ()) -> dict[str, Any]:
+    """Result names of a final state: the cell's parts (reference/seq2seq_cell.STATE_PARTS), attns, window."""
+    out = {f"state:{prefix}/cell{suffix}": v
+           for suffix, v in zip(seq2seq_cell.STATE_PARTS["lstm" if len(cell_state) == 2 else "simple_rnn"], cell_state)}
+    if attention:
+        out.update({f"state:{prefix}/attns": attention[0], f"state:{prefix}/attn_states": attention[1]})
+    return out
