@@ -3,6 +3,9 @@
 * ``mse``: mean over every element of (y - t)^2 (Keras MeanSquaredError, torch MSELoss).
 * ``softmax_ce``: integer labels; mean over positions of logsumexp(z) - z[label]
   (TF ``sparse_softmax_cross_entropy_with_logits``, torch ``cross_entropy``).
+* ``prob_ce``: integer labels, outputs already probabilities (a softmax output layer); mean over
+  positions of -log(p[label]) (Keras sparse cross-entropy with from_logits=False before its clip,
+  torch ``nll_loss(log(p))``).
 * ``clipped_log_ce``: one-hot targets; p = softmax(z) and
   ``-mean(sum(log(clip(p, 1e-10, 1.0)) * t, axis=-1))``, exactly as the recomputation article
   (seeds/002) computes it. The clip passes gradient where 1e-10 <= p <= 1 (TF and torch agree).
@@ -46,7 +49,14 @@ def clipped_log_ce(z: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, np.nd
     return loss, dz
 
 
-LOSSES = {"mse": mse, "softmax_ce": softmax_ce, "clipped_log_ce": clipped_log_ce}
+def prob_ce(p: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    picked = np.take_along_axis(p, labels[..., None], axis=-1)[..., 0]
+    dp = np.zeros_like(p)
+    np.put_along_axis(dp, labels[..., None], (-1.0 / picked)[..., None] / labels.size, axis=-1)
+    return np.mean(-np.log(picked)), dp
+
+
+LOSSES = {"prob_ce": prob_ce, "mse": mse, "softmax_ce": softmax_ce, "clipped_log_ce": clipped_log_ce}
 
 
 def loss_and_grad(name: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

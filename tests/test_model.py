@@ -48,10 +48,11 @@ def test_last_output_semantics():
     case = make_case(spec_f, 6)
     seq = model.evaluate(SequenceSpec("s", **{**base, "return_sequences": True}), case.params,
                          Batch(case.batch.inputs, np.zeros((3, 4, 2)), case.batch.initial_state))["output"]["hidden"]
-    _, cache_f = model.forward(spec_f, case.params, case.batch)
-    _, cache_l = model.forward(spec_l, case.params, case.batch)
-    np.testing.assert_array_equal(cache_l["head_in"], seq[:, -1])
-    np.testing.assert_array_equal(cache_f["head_in"], np.concatenate([seq[:, -1, :3], seq[:, 0, 3:]], -1))
+    from reference import stack
+    head_in = {s.last_output: stack.forward(stack.from_sequence(s), case.params, case.batch)[0]["output"]["rnn/0"]
+               for s in (spec_f, spec_l)}
+    np.testing.assert_array_equal(head_in["last_step"], seq[:, -1])
+    np.testing.assert_array_equal(head_in["final"], np.concatenate([seq[:, -1, :3], seq[:, 0, 3:]], -1))
     res = model.evaluate(spec_f, case.params, case.batch)
     np.testing.assert_array_equal(res["state"]["rnn/0/bw"], seq[:, 0, 3:])  # final bw state = bw output at t=0
 
