@@ -217,6 +217,7 @@ def _modules() -> Any:
                 head_in = hidden[:, -1]
             return self.head(head_in), hidden, finals
 
+    SequenceModel.stacks = {"native": NativeStack, "loop": LoopStack}  # reused per layer group by torch_stack
     return SequenceModel
 
 

@@ -1,0 +1,396 @@
+"""PyTorch adapter for layer stacks: nn.Embedding, nn.RNN/LSTM/GRU groups, nn.Linear, built, loaded, read back and run.
+
+A torch model's weighted modules come in the order of the description's weighted layers. One torch
+recurrent module may compute several consecutive recurrent layers (``nn.LSTM(num_layers=2)``);
+a ``Group`` says which module computes which layers, and is the unit a state_dict is read in: a
+tensor belongs to the module that owns it (its key up to the last dot: ``rnn1``, ``encoder.0.rnn``).
+
+Recurrent groups reuse ``adapters.torch_nn``'s stacks: torch's native layer where torch has the
+option, otherwise a loop of torch ops with nn.LSTM's parameter names (so a state_dict loads the same
+way into either). Layouts (transposes, GRU gate order, torch's two biases) come from
+``adapters/tables.py``. Inference only: Dropout is the identity.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adapters import tables, torch_nn
+from reference import stack
+from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent
+from reference.layout import initial_state_gradient_name
+from reference.spec import Batch, SequenceSpec
+from reference.stack import StackSpec
+
+FRAMEWORK = "torch"
+SUFFIX = torch_nn.SUFFIX
+EMBEDDING = (tables.TensorMap("embeddings", ("weight",)),)
+RECURRENT_KEYS = ("weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l", "weight_hr_l")
+
+
+@dataclass(frozen=True)
+class Group:
+    module: str               # torch module name: the owner of its tensors in a state_dict
+    layers: tuple[str, ...]   # the description's layers it computes, in order
+
+
+def versions() -> dict[str, str]:
+    return torch_nn.versions()
+
+
+def supports(spec: StackSpec, masked: bool = False) -> str | None:
+    """None when torch can hold ``spec`` (and run it on masked batches); otherwise why not."""
+    for layer in spec.recurrent_layers:
+        if layer.use_peepholes or layer.forget_bias:
+            return f"layer {layer.name}: torch has no peephole LSTM and no run-time forget_bias"
+        if masked and layer.go_backwards:
+            return f"layer {layer.name}: a flipped padded batch puts the padding first, which packed sequences " \
+                   "cannot express"
+    return None
+
+
+def default_groups(spec: StackSpec) -> list[Group]:
+    """One torch module per weighted layer, named after it."""
+    return [Group(layer.name.replace("/", "_"), (layer.name,)) for layer in stack.weighted_layers(spec)]
+
+
+def _layers(spec: StackSpec) -> dict[str, Any]:
+    return {layer.name: layer for layer in spec.layers}
+
+
+def group_spec(spec: StackSpec, group: Group) -> SequenceSpec:
+    """The homogeneous recurrent stack a group computes, as ``adapters.torch_nn``'s stacks take it
+    (states and parameters under ``rnn/k/d``). ValueError when the layers cannot share one module."""
+    by_name = _layers(spec)
+    layers = [by_name[n] for n in group.layers]
+    first = layers[0]
+    index = spec.layers.index(first)
+    d_in = spec.input_size if index == 0 else stack.widths(spec)[index - 1][0]
+    shared = ("cell", "hidden_size", "activation", "recurrent_activation", "use_bias", "reset_after", "proj_size",
+              "bidirectional", "use_peepholes", "forget_bias")
+    for layer in layers[1:]:
+        differ = [f for f in shared if getattr(layer, f) != getattr(first, f)]
+        if differ:
+            raise ValueError(f"torch module {group.module} computes layers {', '.join(group.layers)} as one module, "
+                             f"but they differ in {', '.join(differ)}")
+    for layer in layers[:-1]:
+        if not layer.return_sequences or (layer.bidirectional and layer.merge_mode != "concat"):
+            raise ValueError(f"torch module {group.module}: layer {layer.name} feeds the next layer of the same "
+                             "module, which torch does with the whole sequence, directions concatenated")
+    if len(layers) > 1:
+        last = spec.layers.index(layers[-1])
+        between = [l.name for l in spec.layers[index:last + 1] if not isinstance(l, (Recurrent, Dropout))]
+        if between:
+            raise ValueError(f"torch module {group.module}: layers {between} sit between its recurrent layers")
+    return SequenceSpec(group.module, input_size=d_in, hidden_size=first.hidden_size, output_size=1, cell=first.cell,
+                        activation=first.activation, recurrent_activation=first.recurrent_activation,
+                        use_bias=first.use_bias, reset_after=first.reset_after, proj_size=first.proj_size,
+                        num_layers=len(layers), bidirectional=first.bidirectional, merge_mode="concat")
+
+
+def _act(torch: Any, name: str) -> Any:
+    if name == "softmax":
+        return lambda z: torch.softmax(z, dim=-1)
+    return torch_nn._act(name)
+
+
+def _model_class() -> Any:
+    """Defined on first use so that importing this file does not import torch."""
+    import torch
+    nn = torch.nn
+    stacks = torch_nn._modules().stacks
+
+    class StackModel(nn.Module):
+        """The description's layers in order; recurrent layers computed by their group's module."""
+
+        def __init__(self, spec: StackSpec, groups: list[Group]) -> None:
+            super().__init__()
+            self.spec, self.groups = spec, list(groups)
+            self.attr: dict[str, str] = {}   # group module name -> attribute holding it
+            self.group_of: dict[str, Group] = {}
+            by_name = _layers(spec)
+            for g in self.groups:
+                attr = "m_" + "".join(c if c.isalnum() else "_" for c in g.module)
+                self.attr[g.module] = attr
+                self.group_of.update({n: g for n in g.layers})
+                first = by_name[g.layers[0]]
+                index = spec.layers.index(first)
+                d_in = spec.input_size if index == 0 else stack.widths(spec)[index - 1][0]
+                if isinstance(first, Embedding):
+                    module = nn.Embedding(first.input_dim, first.output_dim)
+                elif isinstance(first, Dense):
+                    module = nn.Linear(d_in, first.units, bias=first.use_bias)
+                else:
+                    gs = group_spec(spec, g)
+                    module = (stacks["native"] if torch_nn.is_native(gs) else stacks["loop"])(gs)
+                setattr(self, attr, module)
+            missing = [l.name for l in stack.weighted_layers(spec) if l.name not in self.group_of]
+            if missing:
+                raise ValueError(f"no torch module computes layer(s) {missing}")
+
+        def module_of(self, group: Group) -> Any:
+            return getattr(self, self.attr[group.module])
+
+        def owner(self, group: Group) -> Any:
+            """The module whose parameters a state_dict names (nn.LSTM itself, not its wrapper)."""
+            module = self.module_of(group)
+            return getattr(module, "rnn", module) if type(module).__name__ == "NativeStack" else module
+
+        def _recurrent(self, group: Group, seq: Any, states: dict, mask: Any) -> tuple[Any, dict]:
+            spec = self.spec
+            by_name = _layers(spec)
+            layers = [by_name[n] for n in group.layers]
+            top = layers[-1]
+            gs = self.module_of(group).spec
+            local: dict[str, Any] = {}
+            renamed: dict[str, str] = {}
+            for k, layer in enumerate(layers):
+                for d in layer.directions:
+                    for mine, theirs in zip(stack.state_names(layer, d), torch_nn.state_names(gs, f"rnn/{k}/{d}")):
+                        local[theirs], renamed[theirs] = states[mine], mine
+            if top.go_backwards:
+                seq = torch.flip(seq, dims=(1,))
+            if mask is not None and torch_nn.is_native(gs):
+                lengths = mask.sum(dim=1)
+                if not bool((mask == (torch.arange(mask.shape[1])[None, :] < lengths[:, None])).all()):
+                    raise ValueError(f"torch module {group.module}: packed sequences need the padding at the end of "
+                                     "each sequence; this mask has gaps")
+            fw, bw, fin = self.module_of(group)(seq, local, mask)
+            if mask is not None and not top.zero_output_for_mask:
+                # Keras's default: a padded step repeats the last real step's output (torch pads with zeros)
+                steps = torch.arange(mask.shape[1])[None, :].expand_as(mask)
+                last = torch.cummax(torch.where(mask, steps, torch.full_like(steps, -1)), dim=1).values
+                keep = (last >= 0).unsqueeze(-1).to(fw.dtype)
+                fw = torch.gather(fw, 1, last.clamp(min=0).unsqueeze(-1).expand_as(fw)) * keep
+            if top.return_sequences:
+                out = torch_nn._merge(torch, top.merge_mode, fw, bw) if top.bidirectional else fw
+            elif not top.bidirectional:
+                out = fw[:, -1]
+            else:
+                out = torch_nn._merge(torch, top.merge_mode, fw[:, -1], bw[:, 0 if top.last_output == "final" else -1])
+            return out, {renamed[n]: v for n, v in fin.items()}
+
+        def forward(self, x: Any, states: dict, mask: Any = None) -> tuple[Any, dict, dict]:
+            """(prediction, each recurrent group's top layer output, final states in canonical names)."""
+            seq, outputs, finals = x, {}, {}
+            group_input = None
+            for layer in self.spec.layers:
+                if isinstance(layer, Embedding):
+                    ids, seq = seq, self.module_of(self.group_of[layer.name])(seq)
+                    if layer.mask_zero:
+                        mask = ids != 0
+                elif isinstance(layer, Masking):
+                    mask = (seq != layer.mask_value).any(dim=-1)
+                    seq = seq * mask.unsqueeze(-1).to(seq.dtype)
+                elif isinstance(layer, Dense):
+                    seq = _act(torch, layer.activation)(self.module_of(self.group_of[layer.name])(seq))
+                elif isinstance(layer, Recurrent):
+                    group = self.group_of[layer.name]
+                    if layer.name == group.layers[0]:
+                        group_input = seq
+                    if layer.name != group.layers[-1]:
+                        continue  # computed inside its group's module, with the group's last layer
+                    seq, fin = self._recurrent(group, group_input, states, mask)
+                    finals.update(fin)
+                    outputs[layer.name] = seq
+                    if not layer.return_sequences:
+                        mask = None
+                # Dropout: the identity at inference
+            return seq, outputs, finals
+
+    return StackModel
+
+
+def _dtype(dtype: str) -> Any:
+    return torch_nn._dtype(dtype)
+
+
+def _tables(spec: StackSpec, group: Group) -> list[tuple[tuple, str, dict]]:
+    """(layout table, canonical prefix, name format) for each tensor family of a group's owner module."""
+    by_name = _layers(spec)
+    first = by_name[group.layers[0]]
+    if isinstance(first, Embedding):
+        return [(EMBEDDING, first.name, {})]
+    if isinstance(first, Dense):
+        return [(tables.TORCH_LINEAR, first.name, {})]
+    out = []
+    for k, name in enumerate(group.layers):
+        layer = by_name[name]
+        for d in layer.directions:
+            out.append((torch_nn.TABLES[layer.cell], f"{name}/{d}", {"layer": k, "suffix": SUFFIX[d]}))
+    return out
+
+
+def empty(spec: StackSpec, groups: list[Group] | None = None, dtype: str = "float32") -> Any:
+    """A torch model of the description (uninitialised weights), one module per group."""
+    reason = supports(spec)
+    if reason:
+        raise ValueError(f"torch cannot build {spec.name!r}: {reason}")
+    return _model_class()(spec, groups or default_groups(spec)).to(_dtype(dtype))
+
+
+def expected_shapes(model: Any) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Group module name -> its tensors' names and shapes, as torch lays them out."""
+    return {g.module: {n: tuple(p.shape) for n, p in model.owner(g).named_parameters()} for g in model.groups}
+
+
+def load(model: Any, tensors: dict[str, dict[str, np.ndarray]], source: str = "state_dict") -> Any:
+    """Copy a state_dict's tensors (by owner module, then tensor name) into ``model``; ValueError naming the
+    tensor and both shapes, or the missing and unexpected names."""
+    import torch
+    for g in model.groups:
+        owner = model.owner(g)
+        given = tensors.get(g.module, {})
+        want = dict(owner.named_parameters())
+        missing = [n for n in want if n not in given]
+        extra = [n for n in given if n not in want]
+        if missing or extra:
+            raise ValueError(f"{source}: torch module {g.module} (layers {', '.join(g.layers)}) expects tensors "
+                             f"{sorted(want)}; missing {missing}, unexpected {extra}")
+        for n, p in want.items():
+            value = np.asarray(given[n])
+            if tuple(value.shape) != tuple(p.shape):
+                raise ValueError(f"{source}: {g.module}.{n} has shape {tuple(value.shape)}, but layer "
+                                 f"{', '.join(g.layers)} needs {tuple(p.shape)}")
+            with torch.no_grad():
+                p.copy_(torch.from_numpy(value.astype(np.float64)).to(p.dtype))
+    return model
+
+
+def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: list[Group] | None = None) -> Any:
+    """A torch model holding exactly ``params`` (cast to ``dtype``); the canonical bias goes into bias_ih."""
+    stack.check_params(spec, params)
+    model = empty(spec, groups, dtype)
+    tensors: dict[str, dict[str, np.ndarray]] = {}
+    for g in model.groups:
+        values: dict[str, np.ndarray] = {}
+        for table, pre, fmt in _tables(spec, g):
+            values.update(tables.from_canonical(table, params, pre, fmt))
+        tensors[g.module] = {n: v.astype(dtype) for n, v in values.items()}
+    return load(model, tensors, f"torch model {spec.name}")
+
+
+def extract(model: Any) -> dict[str, np.ndarray]:
+    """The model's weights in the canonical layout, float64 (torch's two biases summed)."""
+    params: dict[str, np.ndarray] = {}
+    for g in model.groups:
+        arrays = {n: p.detach().double().numpy() for n, p in model.owner(g).named_parameters()}
+        for table, pre, fmt in _tables(model.spec, g):
+            params.update(tables.to_canonical(table, arrays, pre, fmt))
+    return {n: params[n] for n in stack.param_shapes(model.spec) if n in params}
+
+
+def state_dict(model: Any) -> "OrderedDict[str, np.ndarray]":
+    """``owner.tensor`` -> array, as a user's state_dict names them (what ``port`` writes)."""
+    out: OrderedDict[str, np.ndarray] = OrderedDict()
+    for g in model.groups:
+        for n, p in model.owner(g).named_parameters():
+            out[f"{g.module}.{n}"] = p.detach().numpy().copy()
+    return out
+
+
+def by_owner(tensors: dict[str, np.ndarray]) -> "OrderedDict[str, dict[str, np.ndarray]]":
+    """A flat state_dict grouped by owning module (key up to its last dot), in the file's order."""
+    owners: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+    for key, value in tensors.items():
+        owner, _, name = key.rpartition(".")
+        owners.setdefault(owner, {})[name] = value
+    return owners
+
+
+def match_groups(spec: StackSpec, tensors: dict[str, np.ndarray], source: str) -> list[Group]:
+    """Pair a state_dict's modules with the description's weighted layers, in order: a recurrent module
+    with ``weight_ih_l0..l{n-1}`` takes the next n recurrent layers; a module with ``weight`` (and
+    ``bias``) the next Dense or Embedding. ValueError naming the module and the layer that disagree."""
+    weighted = stack.weighted_layers(spec)
+    names = ", ".join(f"{type(l).__name__} {l.name}" for l in weighted)
+    groups, i = [], 0
+    for owner, ts in by_owner(tensors).items():
+        label = owner or "(top level)"
+        if i >= len(weighted):
+            raise ValueError(f"{source}: extra torch module {label} ({', '.join(ts)}): every weighted layer of the "
+                             f"model is already matched ({names})")
+        layer = weighted[i]
+        if any(n.startswith(RECURRENT_KEYS) for n in ts):
+            unknown = [n for n in ts if not n.startswith(RECURRENT_KEYS)]
+            if unknown:
+                raise ValueError(f"{source}: torch module {label}: tensors {unknown} are not nn.RNN/LSTM/GRU tensors")
+            depth = len({n.split("_l")[1].split("_")[0] for n in ts})
+            take = weighted[i:i + depth]
+            if len(take) < depth or not all(isinstance(l, Recurrent) for l in take):
+                raise ValueError(f"{source}: torch module {label} is a recurrent module with {depth} layer(s), but "
+                                 f"the model's next weighted layers are {[type(l).__name__ + ' ' + l.name for l in take]}")
+            groups.append(Group(owner, tuple(l.name for l in take)))
+            i += depth
+        elif set(ts) <= {"weight", "bias"} and "weight" in ts:
+            if isinstance(layer, Recurrent):
+                raise ValueError(f"{source}: torch module {label} holds {sorted(ts)} (nn.Linear or nn.Embedding), "
+                                 f"but the model's next weighted layer is the recurrent layer {layer.name}")
+            groups.append(Group(owner, (layer.name,)))
+            i += 1
+        else:
+            raise ValueError(f"{source}: torch module {label}: tensors {sorted(ts)} are not those of nn.RNN, "
+                             "nn.LSTM, nn.GRU, nn.Linear or nn.Embedding")
+    if i < len(weighted):
+        raise ValueError(f"{source}: no torch module for layer(s) {[l.name for l in weighted[i:]]}; the state_dict's "
+                         f"modules are {list(by_owner(tensors))} and the model's weighted layers {names}")
+    return groups
+
+
+def from_state_dict(spec: StackSpec, tensors: dict[str, np.ndarray], dtype: str, source: str = "state_dict") -> Any:
+    """The torch model a state_dict describes for ``spec``: its modules matched to the layers, its
+    tensors loaded as they are."""
+    groups = match_groups(spec, tensors, source)
+    return load(empty(spec, groups, dtype), by_owner(tensors), source)
+
+
+def _loss_and_accuracy(spec: StackSpec, y: Any, targets: Any) -> tuple[Any, Any]:
+    import torch
+    if spec.loss != "prob_ce":
+        return torch_nn._loss_and_accuracy(spec, y, targets)
+    loss = -torch.log(torch.gather(y, -1, targets.unsqueeze(-1))).mean()
+    return loss, (y.argmax(dim=-1) == targets).double().mean()
+
+
+def _inputs(spec: StackSpec, batch: Batch, dtype: str) -> Any:
+    import torch
+    if spec.takes_ids:
+        return torch.tensor(batch.inputs, dtype=torch.int64)
+    return torch.tensor(batch.inputs, dtype=_dtype(dtype), requires_grad=True)
+
+
+def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
+    """Outputs, final states, loss, accuracy and gradients as torch computes them."""
+    import torch
+    masked = batch.lengths is not None
+    reason = supports(spec, masked)
+    if reason:
+        raise ValueError(f"torch cannot run {spec.name!r}: {reason}")
+    dt = _dtype(dtype)
+    model.eval()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    x = _inputs(spec, batch, dtype)
+    states = {n: torch.tensor(v, dtype=dt, requires_grad=True) for n, v in stack.initial_states(spec, batch).items()}
+    targets = torch.tensor(batch.targets, dtype=dt if spec.loss in ("mse", "clipped_log_ce") else torch.int64)
+    mask = torch.from_numpy(stack.lengths_mask(batch)) if masked else None
+    y, outputs, finals = model(x, states, mask)
+    loss, acc = _loss_and_accuracy(spec, y, targets)
+    loss.backward()
+    gradient: dict[str, np.ndarray] = {}
+    for g in model.groups:
+        grads = {n: p.grad.double().numpy() for n, p in model.owner(g).named_parameters()}
+        for table, pre, fmt in _tables(spec, g):
+            gradient.update(torch_nn._grads_to_canonical(table, grads, pre, fmt))
+    gradient = {n: gradient[n] for n in stack.param_shapes(spec)}
+    if not spec.takes_ids:
+        gradient["inputs"] = x.grad.numpy()
+    for n, v in states.items():
+        gradient[initial_state_gradient_name(n)] = v.grad.numpy()
+    output = {"prediction": y.detach().numpy(), **{n: v.detach().numpy() for n, v in outputs.items()}}
+    return {"output": output, "state": {n: finals[n].detach().numpy() for n in stack.state_shapes(spec, 1)},
+            "loss": {"loss": loss.detach().numpy()}, "accuracy": {"accuracy": acc.detach().numpy()},
+            "gradient": gradient}
