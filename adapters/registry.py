@@ -18,6 +18,8 @@ ADAPTERS: dict[tuple[str, str], str] = {
     ("tf1", "reference.model"): "adapters.tf1_cells",
     ("tensorflow", "reference.seq2seq"): "adapters.keras_seq2seq",
     ("torch", "reference.seq2seq"): "adapters.torch_seq2seq",
+    ("tensorflow", "reference.stack"): "adapters.keras_stack",
+    ("torch", "reference.stack"): "adapters.torch_stack",
 }
 
 
@@ -36,3 +38,9 @@ def get(framework: str, spec: object) -> ModuleType:
         raise KeyError(f"framework {framework!r} has no adapter for model {getattr(spec, 'name', spec)!r}; "
                        f"it has: {', '.join(have)}")
     return importlib.import_module(ADAPTERS[key])
+
+
+def versions_of(framework: str) -> dict[str, str]:
+    """The versions one framework's adapters report (the same for every family)."""
+    module = {"tensorflow": "adapters.keras3", "torch": "adapters.torch_nn", "tf1": "adapters.tf1_cells"}[framework]
+    return importlib.import_module(module).versions()

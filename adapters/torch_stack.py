@@ -273,14 +273,40 @@ def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: li
     return load(model, tensors, f"torch model {spec.name}")
 
 
+def canonical(spec: StackSpec, groups: list[Group], owners: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Tensors by owner module and torch name -> canonical float64 parameters (torch's two biases summed)."""
+    params: dict[str, np.ndarray] = {}
+    for g in groups:
+        for table, pre, fmt in _tables(spec, g):
+            params.update(tables.to_canonical(table, owners.get(g.module, {}), pre, fmt))
+    return {n: params[n] for n in stack.param_shapes(spec) if n in params}
+
+
+def tensor_names(spec: StackSpec, groups: list[Group]) -> dict[str, str]:
+    """Canonical parameter -> the torch tensor(s) holding it, as a user's state_dict names them."""
+    out: dict[str, str] = {}
+    for g in groups:
+        for table, pre, fmt in _tables(spec, g):
+            for entry in table:
+                names = [f"{g.module}.{n.format(**fmt)}" if g.module else n.format(**fmt) for n in entry.framework]
+                out[f"{pre}/{entry.canonical}"] = " + ".join(names)
+    return out
+
+
 def extract(model: Any) -> dict[str, np.ndarray]:
     """The model's weights in the canonical layout, float64 (torch's two biases summed)."""
-    params: dict[str, np.ndarray] = {}
-    for g in model.groups:
-        arrays = {n: p.detach().double().numpy() for n, p in model.owner(g).named_parameters()}
-        for table, pre, fmt in _tables(model.spec, g):
-            params.update(tables.to_canonical(table, arrays, pre, fmt))
-    return {n: params[n] for n in stack.param_shapes(model.spec) if n in params}
+    owners = {g.module: {n: p.detach().double().numpy() for n, p in model.owner(g).named_parameters()}
+              for g in model.groups}
+    return canonical(model.spec, model.groups, owners)
+
+
+def gradients(spec: StackSpec, groups: list[Group], owners: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Parameter gradients by owner and torch name -> canonical (a summed bias has either summand's gradient)."""
+    out: dict[str, np.ndarray] = {}
+    for g in groups:
+        for table, pre, fmt in _tables(spec, g):
+            out.update(torch_nn._grads_to_canonical(table, owners[g.module], pre, fmt))
+    return {n: out[n] for n in stack.param_shapes(spec)}
 
 
 def state_dict(model: Any) -> "OrderedDict[str, np.ndarray]":
@@ -380,12 +406,8 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     y, outputs, finals = model(x, states, mask)
     loss, acc = _loss_and_accuracy(spec, y, targets)
     loss.backward()
-    gradient: dict[str, np.ndarray] = {}
-    for g in model.groups:
-        grads = {n: p.grad.double().numpy() for n, p in model.owner(g).named_parameters()}
-        for table, pre, fmt in _tables(spec, g):
-            gradient.update(torch_nn._grads_to_canonical(table, grads, pre, fmt))
-    gradient = {n: gradient[n] for n in stack.param_shapes(spec)}
+    gradient = gradients(spec, model.groups, {g.module: {n: p.grad.double().numpy() for n, p in
+                                                         model.owner(g).named_parameters()} for g in model.groups})
     if not spec.takes_ids:
         gradient["inputs"] = x.grad.numpy()
     for n, v in states.items():
@@ -393,4 +415,37 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     output = {"prediction": y.detach().numpy(), **{n: v.detach().numpy() for n, v in outputs.items()}}
     return {"output": output, "state": {n: finals[n].detach().numpy() for n in stack.state_shapes(spec, 1)},
             "loss": {"loss": loss.detach().numpy()}, "accuracy": {"accuracy": acc.detach().numpy()},
+            "gradient": gradient}
+
+
+def run_module(module: Any, spec: StackSpec, groups: list[Group], batch: Batch, dtype: str
+               ) -> dict[str, dict[str, np.ndarray]]:
+    """A user's own nn.Module run through its real ``forward(x)``: prediction, loss, accuracy and the
+    gradients of its parameters and inputs (its states and inner outputs are its own business)."""
+    import torch
+    dt = _dtype(dtype)
+    module = module.to(dt)
+    module.eval()
+    for p in module.parameters():
+        p.grad = torch.zeros_like(p)
+    x = _inputs(spec, batch, dtype)
+    y = module(x)
+    if isinstance(y, (tuple, list)):
+        y = y[0]  # (output, state) as torch's own layers return it
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"the module's forward returned {type(y).__name__}; expected a tensor (the prediction)")
+    output = {"prediction": y.detach().numpy()}
+    targets = torch.tensor(batch.targets, dtype=dt if spec.loss in ("mse", "clipped_log_ce") else torch.int64)
+    try:
+        loss, acc = _loss_and_accuracy(spec, y, targets)
+    except (RuntimeError, IndexError):  # a prediction of the wrong shape: its output check says so
+        return {"output": output}
+    loss.backward()
+    owners = {g.module: {n: (p.grad if p.grad is not None else torch.zeros_like(p)).double().numpy()
+                         for n, p in module.get_submodule(g.module).named_parameters(recurse=False)}
+              for g in groups}
+    gradient = gradients(spec, groups, owners)
+    if not spec.takes_ids:
+        gradient["inputs"] = x.grad.numpy()
+    return {"output": output, "loss": {"loss": loss.detach().numpy()}, "accuracy": {"accuracy": acc.detach().numpy()},
             "gradient": gradient}

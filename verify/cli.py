@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -21,14 +22,47 @@ def _parser() -> argparse.ArgumentParser:
                                                       "TensorFlow/Keras, PyTorch and a float64 NumPy reference.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the built-in models, one per line")
-    c = sub.add_parser("compare", help="compare frameworks against the reference on a built-in model")
-    c.add_argument("--model", required=True, help="a model from `python -m verify list`")
+    c = sub.add_parser("compare", help="compare frameworks against the reference: a built-in model, or your own files")
+    c.add_argument("--model", help="a model from `python -m verify list`")
     c.add_argument("--frameworks", help="comma-separated subset of the model's frameworks (default: all of them)")
+    _user_model_args(c)
+    c.add_argument("--inputs", metavar="X.npy", help="your own inputs (default: drawn from the model's input signature)")
+    c.add_argument("--targets", metavar="Y.npy", help="targets for loss, accuracy and gradients (with --inputs)")
     c.add_argument("--dtype", default="float32", help="dtype the frameworks compute in: float32 or float64")
     c.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    i = sub.add_parser("inspect", help="what a model file holds: layers, options, where each tensor goes")
+    i.add_argument("file", help="a Keras file (.keras, .h5), torch weights (.pt, .pth, .safetensors) or a TF1 "
+                                "checkpoint prefix")
+    _tf1_options(i)
+    i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    o = sub.add_parser("port", help="convert weights to another framework, verify, and write only if equivalent")
+    o.add_argument("source", help="MODEL.keras, WEIGHTS.pt / .safetensors (with --like), or a TF1 checkpoint prefix")
+    o.add_argument("--to", required=True, choices=("torch", "keras"), help="target framework")
+    o.add_argument("--like", metavar="MODEL.keras", help="the Keras model whose architecture torch weights belong to")
+    o.add_argument("-o", "--output", required=True, help="file to write (.pt, .safetensors or .keras)")
+    _tf1_options(o)
+    o.add_argument("--dtype", default="float32", help="dtype of the verification: float32 or float64")
+    o.add_argument("--seed", type=int, default=0, help="seed for the verification inputs (default 0)")
+    o.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
+
+
+def _tf1_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--forget-bias", type=float, default=1.0,
+                   help="TF1 checkpoints: BasicLSTMCell/LSTMCell forget_bias (not stored in a checkpoint; default 1.0)")
+    p.add_argument("--activation", default="tanh", help="TF1 checkpoints: the cells' activation (default tanh)")
+
+
+def _user_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keras", metavar="MODEL.keras", help="your Keras model (.keras or .h5): the architecture")
+    p.add_argument("--torch", metavar="WEIGHTS.pt", help="your torch port: a state_dict (.pt/.pth) or .safetensors")
+    p.add_argument("--torch-module", metavar="package.module:factory",
+                   help="your own nn.Module, built by calling factory(); --torch weights are loaded into it "
+                        "(this imports and runs your code)")
+    p.add_argument("--tf1-checkpoint", metavar="PREFIX", help="a checkpoint written by tf.compat.v1.train.Saver")
+    _tf1_options(p)
 
 
 def _cmd_list() -> int:
@@ -39,9 +73,74 @@ def _cmd_list() -> int:
     return EXIT_OK
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from verify import engine, render, zoo
+def _open_json(path: str | None):
+    """Opened before the work, so a bad path costs nothing."""
+    if not path:
+        return None
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write JSON report to {path}: {e.strerror}") from None
 
+
+def _discard(json_file) -> None:
+    """No report: leave no empty or half-written JSON file behind."""
+    if json_file is not None:
+        json_file.close()
+        os.remove(json_file.name)
+
+
+def _progress(quiet: bool):
+    return (lambda s: None) if quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+
+
+def _finish(report, json_file) -> int:
+    from verify import render
+    try:
+        print(render.table(report))
+        if json_file is not None:
+            json_file.write(render.to_json(report) + "\n")
+    finally:
+        if json_file is not None:
+            json_file.close()
+    return EXIT_OK if report.verdict == "equivalent" else EXIT_MISMATCH
+
+
+def _cmd_compare_files(args: argparse.Namespace) -> int:
+    from verify import api, engine
+    if args.frameworks:
+        raise UsageError("--frameworks applies to --model; with your own files the frameworks are the files given")
+    if args.dtype not in engine.DTYPES:
+        raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
+    if args.keras and args.tf1_checkpoint:
+        raise UsageError("give --keras or --tf1-checkpoint, not both: one of them is the architecture")
+    if args.tf1_checkpoint and args.torch_module:
+        raise UsageError("--torch-module goes with --keras; with --tf1-checkpoint give --torch WEIGHTS.pt")
+    json_file = _open_json(args.json)
+    try:
+        report = api.compare_files(keras=args.keras, torch=args.torch, torch_module=args.torch_module,
+                                   tf1_checkpoint=args.tf1_checkpoint, forget_bias=args.forget_bias,
+                                   activation=args.activation, inputs=args.inputs, targets=args.targets,
+                                   dtype=args.dtype, seed=args.seed, progress=_progress(args.quiet))
+    except BaseException:
+        _discard(json_file)
+        raise
+    return _finish(report, json_file)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from verify import engine, zoo
+
+    if args.keras or args.tf1_checkpoint or args.torch or args.torch_module:
+        if args.model:
+            raise UsageError("give --model for a built-in model, or your own files (--keras, --torch, "
+                             "--tf1-checkpoint), not both")
+        return _cmd_compare_files(args)
+    if args.inputs or args.targets:
+        raise UsageError("--inputs and --targets apply to your own models (--keras or --tf1-checkpoint)")
+    if not args.model:
+        raise UsageError("the following arguments are required: --model NAME, or --keras MODEL.keras / "
+                         "--tf1-checkpoint PREFIX with --torch WEIGHTS.pt")
     if args.model not in zoo.MODELS:
         raise UsageError(f"unknown model {args.model!r}; expected one of: {', '.join(zoo.MODELS)}")
     available = zoo.MODELS[args.model].frameworks
@@ -55,22 +154,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              f"{args.model!r}; expected a comma-separated subset of: {', '.join(available)}")
     if args.dtype not in engine.DTYPES:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
-    json_file = None
-    if args.json:  # opened before the work, so a bad path costs nothing
-        try:
-            json_file = open(args.json, "w", encoding="utf-8")
-        except OSError as e:
-            raise UsageError(f"cannot write JSON report to {args.json}: {e.strerror}") from None
-    progress = (lambda s: None) if args.quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+    json_file = _open_json(args.json)
     try:
-        report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, progress)
-        print(render.table(report))
-        if json_file is not None:
-            json_file.write(render.to_json(report) + "\n")
-    finally:
-        if json_file is not None:
-            json_file.close()
-    return EXIT_OK if report.verdict == "equivalent" else EXIT_MISMATCH
+        report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
+    except BaseException:
+        _discard(json_file)
+        raise
+    return _finish(report, json_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "list":
             return _cmd_list()
+        if args.command == "inspect":
+            from verify import inspect
+            print(inspect.render(inspect.inspect_file(args.file, args.forget_bias, args.activation), args.json))
+            return EXIT_OK
+        if args.command == "port":
+            from verify import port
+            report = port.port(args.source, args.to, args.output, like=args.like, forget_bias=args.forget_bias,
+                               activation=args.activation, dtype=args.dtype, seed=args.seed,
+                               progress=_progress(args.quiet))
+            return _finish(report, None)
         return _cmd_compare(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -67,17 +67,25 @@ def table(report: Report) -> str:
                          f"{c.against} {c.reference_value:.10g}")
     if report.timings:
         lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
+    lines.append(failures(report) if report.failures else f"verdict: equivalent ({len(report.checks)} checks)")
+    return "\n".join(lines)
+
+
+def failures(report: Report, limit: int = 10) -> str:
+    """The verdict line and the first failing checks, each with its place, its numbers and its diagnosis."""
     bad = report.failures
-    if bad:
-        lines.append(f"verdict: mismatch ({len(bad)} of {len(report.checks)} checks failed)")
-        for c in bad[:10]:
-            where = f" at index {c.where}" if c.where else ""
-            step = f", first bad step {c.first_bad_step}" if c.first_bad_step is not None else ""
-            gate = f", gate {','.join(c.bad_gates) or c.gate}" if c.gate else ""
-            lines.append(f"  {c.framework} vs {c.against}: {c.quantity} {c.name}: max abs error {_num(c.max_abs)}"
-                         f"{where}{step}{gate} exceeds atol {_num(c.allowed.atol)} + rtol {_num(c.allowed.rtol)}")
-    else:
-        lines.append(f"verdict: equivalent ({len(report.checks)} checks)")
+    lines = [f"verdict: mismatch ({len(bad)} of {len(report.checks)} checks failed)"]
+    for c in bad[:limit]:
+        where = f" at index {c.where}" if c.where else ""
+        step = f", first bad step {c.first_bad_step}" if c.first_bad_step is not None else ""
+        gate = f", gate {','.join(c.bad_gates) or c.gate}" if c.gate else ""
+        layer = f" ({c.layer})" if c.layer else ""
+        lines.append(f"  {c.framework} vs {c.against}: {c.quantity} {c.name}{layer}: max abs error {_num(c.max_abs)}"
+                     f"{where}{step}{gate} exceeds atol {_num(c.allowed.atol)} + rtol {_num(c.allowed.rtol)}")
+        if c.diagnosis:
+            lines.append(f"    -> {c.diagnosis}")
+    if len(bad) > limit:
+        lines.append(f"  ... and {len(bad) - limit} more (the table above lists every check)")
     return "\n".join(lines)
 
 

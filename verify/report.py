@@ -38,6 +38,8 @@ class Check:
     bad_gates: tuple[str, ...] = ()
     value: float | None = None            # scalar checks (loss, accuracy): the value this side computed
     reference_value: float | None = None  # ... and the value of the side it is compared with
+    diagnosis: str | None = None          # what a mismatching parameter holds instead ("... transposed")
+    layer: str | None = None              # the layer in each side's own names ("keras lstm / torch rnn1")
 
 
 @dataclass(frozen=True)

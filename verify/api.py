@@ -1,0 +1,73 @@
+"""The Python API for users' own tests: compare a Keras model with its torch port, or assert they are equivalent."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from verify.report import Report
+
+
+def _load_array(path: str | None, what: str) -> np.ndarray | None:
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: {what} file not found; expected a .npy array")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npy array for {what} ({str(e).splitlines()[0] if str(e) else e!r})") \
+            from None
+
+
+def compare_files(keras: str | None = None, torch: str | None = None, torch_module: str | None = None,
+                  tf1_checkpoint: str | None = None, forget_bias: float = 1.0, activation: str = "tanh",
+                  inputs: str | np.ndarray | None = None, targets: str | np.ndarray | None = None,
+                  dtype: str = "float32", seed: int = 0, progress: Callable[[str], None] = lambda s: None) -> Report:
+    """``compare`` on users' files: the Keras file (or TF1 checkpoint) gives the architecture and the weights
+    of record; the torch state_dict, safetensors or module is checked against them and the reference."""
+    from verify import user
+    x = _load_array(inputs, "--inputs") if isinstance(inputs, str) else inputs
+    y = _load_array(targets, "--targets") if isinstance(targets, str) else targets
+    progress("reading the files")
+    if keras:
+        spec, first = user.load_keras(keras, dtype)
+    elif tf1_checkpoint:
+        spec, first = user.load_tf1(tf1_checkpoint, forget_bias, activation)
+    else:
+        raise ValueError("give the architecture: --keras MODEL.keras or --tf1-checkpoint PREFIX")
+    sides = [first]
+    if torch_module:
+        sides.append(user.load_torch_module(spec, torch_module, torch, dtype))
+    elif torch:
+        sides.append(user.load_torch(spec, torch, dtype))
+    spec, batch, note = user.user_batch(spec, x, y, seed)
+    return user.compare_sides(spec, sides, batch, dtype, seed, (note,), progress)
+
+
+def compare_models(keras_model: Any, torch_model: Any, inputs: np.ndarray | None = None,
+                   targets: np.ndarray | None = None, dtype: str = "float32", seed: int = 0) -> Report:
+    """Compare a Keras model (object or file path) with a torch port (an ``nn.Module`` or a state_dict /
+    safetensors path); returns the same ``Report`` as ``python -m verify compare``."""
+    from verify import user
+    if isinstance(keras_model, (str, os.PathLike)):
+        spec, first = user.load_keras(os.fspath(keras_model), dtype)
+    else:
+        spec, first = user.keras_side(keras_model, getattr(keras_model, "name", "keras model"), dtype)
+    if isinstance(torch_model, (str, os.PathLike)):
+        second = user.load_torch(spec, os.fspath(torch_model), dtype)
+    else:
+        second = user.module_side(spec, torch_model, type(torch_model).__name__)
+    spec, batch, note = user.user_batch(spec, inputs, targets, seed)
+    return user.compare_sides(spec, [first, second], batch, dtype, seed, (note,))
+
+
+def assert_equivalent(keras_model: Any, torch_model: Any, inputs: np.ndarray | None = None,
+                      targets: np.ndarray | None = None, dtype: str = "float32", seed: int = 0) -> Report:
+    """``compare_models``, raising an AssertionError that carries the failing rows of the table."""
+    from verify import render
+    report = compare_models(keras_model, torch_model, inputs, targets, dtype, seed)
+    if report.verdict != "equivalent":
+        raise AssertionError(render.failures(report))
+    return report
