@@ -153,11 +153,12 @@ def _model_class() -> Any:
                         local[theirs], renamed[theirs] = states[mine], mine
             if top.go_backwards:
                 seq = torch.flip(seq, dims=(1,))
+                mask = None if mask is None else torch.flip(mask, dims=(1,))
             if mask is not None and torch_nn.is_native(gs):
                 lengths = mask.sum(dim=1)
                 if not bool((mask == (torch.arange(mask.shape[1])[None, :] < lengths[:, None])).all()):
                     raise ValueError(f"torch module {group.module}: packed sequences need the padding at the end of "
-                                     "each sequence; this mask has gaps")
+                                     "each sequence (in processing order); this mask has it elsewhere")
             fw, bw, fin = self.module_of(group)(seq, local, mask)
             if mask is not None and not top.zero_output_for_mask:
                 # Keras's default: a padded step repeats the last real step's output (torch pads with zeros)

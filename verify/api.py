@@ -42,7 +42,7 @@ def compare_files(keras: str | None = None, torch: str | None = None, torch_modu
         sides.append(user.load_torch_module(spec, torch_module, torch, dtype))
     elif torch:
         sides.append(user.load_torch(spec, torch, dtype))
-    spec, batch, note = user.user_batch(spec, x, y, seed)
+    spec, batch, note = user.user_batch(spec, x, y, seed, user.steps_of(first))
     return user.compare_sides(spec, sides, batch, dtype, seed, (note,), progress)
 
 
@@ -59,7 +59,7 @@ def compare_models(keras_model: Any, torch_model: Any, inputs: np.ndarray | None
         second = user.load_torch(spec, os.fspath(torch_model), dtype)
     else:
         second = user.module_side(spec, torch_model, type(torch_model).__name__)
-    spec, batch, note = user.user_batch(spec, inputs, targets, seed)
+    spec, batch, note = user.user_batch(spec, inputs, targets, seed, user.steps_of(first))
     return user.compare_sides(spec, [first, second], batch, dtype, seed, (note,))
 
 

@@ -201,6 +201,13 @@ def fold_forget_bias(spec: StackSpec, params: dict[str, np.ndarray], stored: str
     return replace(spec, layers=tuple(layers)), out
 
 
+def steps_of(side: Side) -> int:
+    """The number of steps a Keras model's input signature fixes, else ``STEPS``."""
+    shape = getattr(side.model, "input_shape", None) if side.framework == "tensorflow" else None
+    steps = shape[1] if isinstance(shape, tuple) and len(shape) > 1 else None
+    return steps if isinstance(steps, int) and steps > 0 else STEPS
+
+
 def draw_batch(spec: StackSpec, seed: int, steps: int = STEPS, batch: int = BATCH) -> Batch:
     """Inputs as the model's input signature takes them (ids below the vocabulary size for an Embedding;
     trailing padding for Masking or mask_zero so that masks are exercised), targets for its loss."""

@@ -1,0 +1,113 @@
+"""The layer-stack reference: its hand-written backward against finite differences, and its layer semantics."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference import stack
+from reference.layers import Dense, Embedding, Masking, Recurrent
+from reference.spec import Batch
+from reference.stack import StackSpec
+from tests.stack_strategies import make_stack_case, stack_specs
+from verify.gradcheck import directional_check
+from verify.render import table
+from verify.report import Report
+
+
+def _differentiable_inputs(case) -> bool:
+    # Masking compares the inputs with the mask value: moving a padded input unmasks its step (a jump)
+    return not case.spec.takes_ids and not isinstance(case.spec.layers[0], Masking)
+
+
+def _point(case) -> dict:
+    point = {f"param:{k}": v for k, v in case.params.items()}
+    point.update({f"state:{k}": v for k, v in case.batch.initial_state.items()})
+    if _differentiable_inputs(case):
+        point["inputs"] = case.batch.inputs
+    return point
+
+
+def _loss_at(case):
+    def f(point: dict) -> float:
+        params = {k[6:]: v for k, v in point.items() if k.startswith("param:")}
+        states = {k[6:]: v for k, v in point.items() if k.startswith("state:")}
+        x = point.get("inputs", case.batch.inputs)
+        return stack.loss_only(case.spec, params, Batch(x, case.batch.targets, states))
+    return f
+
+
+def _grads_at(case, grads: dict) -> dict:
+    from reference.layout import initial_state_gradient_name
+    out = {f"param:{k}": grads[k] for k in case.params}
+    out.update({f"state:{k}": grads[initial_state_gradient_name(k)] for k in case.batch.initial_state})
+    if _differentiable_inputs(case):
+        out["inputs"] = grads["inputs"]
+    return out
+
+
+@given(spec=stack_specs(), seed=st.integers(0, 2**16))
+def test_backward_matches_finite_differences_along_a_random_direction(spec: StackSpec, seed: int) -> None:
+    """Every parameter, the inputs and every initial state at once, in one random direction (JAX check_vjp)."""
+    case = make_stack_case(spec, seed)
+    grads = stack.evaluate(case.spec, case.params, case.batch)["gradient"]
+    check = directional_check(_loss_at(case), _point(case), _grads_at(case, grads), np.random.default_rng(seed))
+    assert check.ok, table(Report("drawn stack", "float64", seed, ("reference",), {}, (check,), (repr(spec),)))
+
+
+def test_every_gradient_element_of_a_mixed_stack_matches_central_differences() -> None:
+    """Embedding -> LSTM -> bidirectional GRU (sum) -> Dense softmax: each element, not one direction."""
+    spec = StackSpec("mixed", 0, (Embedding("emb", 5, 2), Recurrent("lstm", "lstm", 3),
+                                  Recurrent("gru", "gru", 2, bidirectional=True, merge_mode="sum",
+                                            return_sequences=False),
+                                  Dense("head", 3, "softmax")), loss="prob_ce", accuracy="argmax")
+    case = make_stack_case(spec, 4)
+    grads = stack.evaluate(spec, case.params, case.batch)["gradient"]
+    f, point = _loss_at(case), _point(case)
+    claimed = _grads_at(case, grads)
+    worst = {}
+    for name, value in point.items():
+        if name == "inputs":
+            continue
+        num = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            for sign in (1, -1):
+                moved = dict(point)
+                moved[name] = value.copy()
+                moved[name][idx] += sign * 1e-6
+                num[idx] += sign * f(moved) / 2e-6
+        worst[name] = float(np.max(np.abs(num - claimed[name])))
+    assert max(worst.values()) < 1e-8, worst
+
+
+def test_masking_zeroes_masked_steps_and_carries_the_state() -> None:
+    spec = StackSpec("m", 2, (Masking("mask", 0.5), Recurrent("rnn", "simple_rnn", 3, zero_output_for_mask=False),
+                              Dense("head", 1)))
+    case = make_stack_case(spec, 1)
+    x = case.batch.inputs.copy()
+    x[0, 2:] = 0.5
+    res = stack.evaluate(spec, case.params, Batch(x, case.batch.targets, case.batch.initial_state))
+    out = res["output"]["rnn"]
+    np.testing.assert_array_equal(out[0, 2], out[0, 1])  # Keras's default: the last real output repeats
+    np.testing.assert_array_equal(res["state"]["rnn/fw"][0], out[0, 1])
+    assert np.all(res["gradient"]["inputs"][0, 2:] == 0)
+
+
+def test_repeated_ids_accumulate_in_the_embedding_gradient() -> None:
+    spec = StackSpec("e", 0, (Embedding("emb", 4, 2), Recurrent("rnn", "gru", 2), Dense("head", 1)))
+    case = make_stack_case(spec, 2)
+    ids = np.array([[1, 1, 1, 1], [1, 2, 2, 1], [3, 1, 2, 1]])
+    res = stack.evaluate(spec, case.params, Batch(ids, case.batch.targets, case.batch.initial_state))
+    g = res["gradient"]["emb/embeddings"]
+    assert np.all(g[0] == 0) and np.all(g[1:] != 0)
+
+
+@pytest.mark.parametrize("layers, expected", [
+    ((Recurrent("r", "lstm", 2), Embedding("e", 3, 2), Dense("d", 1)), "an Embedding must be the first layer"),
+    ((Recurrent("r", "lstm", 2, return_sequences=False), Recurrent("s", "gru", 2), Dense("d", 1)),
+     "a recurrent layer needs a sequence"),
+    ((Recurrent("r", "lstm", 2), Recurrent("r", "gru", 2)), "repeated: ['r']"),
+])
+def test_impossible_layer_orders_are_refused_by_name(layers: tuple, expected: str) -> None:
+    with pytest.raises(ValueError, match=None) as e:
+        StackSpec("bad", 2, layers)
+    assert expected in str(e.value)
