@@ -473,3 +473,29 @@ def from_sequence(spec) -> StackSpec:
     layers.append(Dense("head", spec.output_size))
     return StackSpec(spec.name, spec.input_size, tuple(layers), spec.loss, spec.accuracy, spec.accuracy_tol,
                      spec.description)
+
+
+def to_sequence(spec: StackSpec):
+    """The ``SequenceSpec`` a stack is, when it is one: recurrent layers ``rnn/0..`` sharing their options
+    (lower layers returning sequences, directions concatenated), then a linear Dense ``head``; else None."""
+    from reference.spec import SequenceSpec
+    rec, head = spec.layers[:-1], spec.layers[-1]
+    if not rec or not all(isinstance(l, Recurrent) for l in rec) or not isinstance(head, Dense):
+        return None
+    if head.name != "head" or head.activation != "linear" or not head.use_bias:
+        return None
+    top = rec[-1]
+    try:
+        seq = SequenceSpec(spec.name, spec.input_size, top.hidden_size, head.units, cell=top.cell,
+                           activation=top.activation, use_bias=top.use_bias, return_sequences=top.return_sequences,
+                           go_backwards=top.go_backwards, loss=spec.loss if spec.loss != "prob_ce" else "mse",
+                           accuracy=spec.accuracy, accuracy_tol=spec.accuracy_tol, description=spec.description,
+                           recurrent_activation=top.recurrent_activation, reset_after=top.reset_after,
+                           forget_bias=top.forget_bias, use_peepholes=top.use_peepholes, proj_size=top.proj_size,
+                           num_layers=len(rec), bidirectional=top.bidirectional, merge_mode=top.merge_mode,
+                           last_output=top.last_output, zero_output_for_mask=top.zero_output_for_mask)
+    except ValueError:
+        return None
+    if spec.loss == "prob_ce" or from_sequence(seq) != spec:
+        return None
+    return seq
