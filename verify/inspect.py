@@ -13,10 +13,19 @@ TRANSFORMS = {"identity": "as is", "transpose": "transposed",
               "transpose_rzn": "transposed, gate blocks r,z,n -> z,r,h", "rzn": "gate blocks r,z,n -> z,r,h"}
 
 
+def _relevant(layer: object, option: str) -> bool:
+    """Options that mean something for this layer (a GRU's reset_after, not an LSTM's)."""
+    cell, bidirectional = getattr(layer, "cell", None), getattr(layer, "bidirectional", False)
+    return not ((option == "reset_after" and cell != "gru")
+                or (option in ("forget_bias", "use_peepholes", "proj_size") and cell != "lstm")
+                or (option == "recurrent_activation" and cell == "simple_rnn")
+                or (option in ("merge_mode", "last_output") and not bidirectional))
+
+
 def _layers(spec: object) -> list[dict]:
     out = []
     for layer in spec.layers:
-        options = {k: v for k, v in dataclasses.asdict(layer).items() if k != "name"}
+        options = {k: v for k, v in dataclasses.asdict(layer).items() if k != "name" and _relevant(layer, k)}
         out.append({"name": layer.name, "kind": type(layer).__name__, "options": options})
     return out
 
@@ -60,9 +69,12 @@ def inspect_file(path: str, forget_bias: float = 1.0, activation: str = "tanh") 
                 "tensors": _tensors(spec, side.params, side.tensor_name, moves),
                 "note": "torch: where a torch port (one module per layer, named after it) holds each tensor"}
     if kind == "tf1":
+        from adapters import tf1_checkpoint
+        described = tf1_checkpoint.describe(tf1_checkpoint.read_checkpoint(path), forget_bias=forget_bias,
+                                            activation=activation)[0]  # as TF1 runs it: forget_bias not folded
         spec, side = user.load_tf1(path, forget_bias, activation)
         moves = _torch_moves(spec, torch_stack.default_groups(spec))
-        return {"file": path, "format": "tf1 checkpoint", "layers": _layers(spec),
+        return {"file": path, "format": "tf1 checkpoint", "layers": _layers(described),
                 "tensors": _tensors(spec, side.params, side.tensor_name, moves), "note": " ".join(side.notes)}
     tensors = readers.read_torch_weights(path)
     modules = []

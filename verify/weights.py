@@ -48,7 +48,8 @@ def _gate_permutation(got: np.ndarray, want: np.ndarray, gates: tuple[str, ...],
             held = [""] * len(gates)
             for j, position in enumerate(order):
                 held[position] = gates[j]
-            return f"gate blocks permuted: it holds gates ({', '.join(held)}) where ({', '.join(gates)}) belong"
+            return (f"gate blocks permuted: in the canonical order it holds gates ({', '.join(held)}) where "
+                    f"({', '.join(gates)}) belong")
     return None
 
 
