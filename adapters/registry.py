@@ -20,6 +20,7 @@ ADAPTERS: dict[tuple[str, str], str] = {
     ("torch", "reference.seq2seq"): "adapters.torch_seq2seq",
     ("tensorflow", "reference.stack"): "adapters.keras_stack",
     ("torch", "reference.stack"): "adapters.torch_stack",
+    ("tf1", "reference.stack"): "adapters.tf1_stack",
 }
 
 

@@ -62,7 +62,8 @@ def _keras_names(spec: StackSpec) -> dict[str, str]:
 
 def load_keras(path: str, dtype: str) -> tuple[StackSpec, Side]:
     """The description and weights of a Keras file, and how to run it (float64: rebuilt in float64)."""
-    from adapters import readers
+    from adapters import keras3, readers
+    keras3._activation("hard_sigmoid_keras2")  # registered, so that models this tool wrote with it load back
     return keras_side(readers.load_keras_model(path), path, dtype)
 
 

@@ -7,11 +7,12 @@ from typing import Any, Callable
 import numpy as np
 
 from reference.spec import Batch, SequenceSpec
+from reference.stack import StackSpec, from_sequence
 
 
 @dataclass(frozen=True)
 class ZooModel:
-    spec: SequenceSpec
+    spec: Any  # a StackSpec (layers), or the article's Seq2SeqSpec
     make_batch: Callable[[SequenceSpec, np.random.Generator], Batch]
     frameworks: tuple[str, ...] = ("tensorflow", "torch")  # compared by default
     train: Any = None  # a verify.training.TrainSetup: each framework trains the model before it is verified
@@ -24,9 +25,9 @@ def _running_sum(spec: SequenceSpec, rng: np.random.Generator, batch: int = 8, s
     return Batch(bits, np.cumsum(bits, axis=1), h0)
 
 
-def _all_states(spec: SequenceSpec, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
+def _all_states(spec: StackSpec, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
     """A non-zero initial value for every state of every layer and direction."""
-    from reference.layout import state_shapes
+    from reference.stack import state_shapes
     return {n: rng.uniform(-0.5, 0.5, size=s) for n, s in state_shapes(spec, batch).items()}
 
 
@@ -43,33 +44,38 @@ def _ends_agree(spec: SequenceSpec, rng: np.random.Generator, batch: int = 8, st
     return Batch(bits, labels, _all_states(spec, rng, batch))
 
 
+def _layers(**options: Any) -> StackSpec:
+    """The layer stack of recurrent layers ``rnn/0``, ``rnn/1``, ... and a Dense ``head`` (SequenceSpec's options)."""
+    return from_sequence(SequenceSpec(**options))
+
+
 MODELS: dict[str, ZooModel] = {
     "rnn": ZooModel(
-        SequenceSpec("rnn", input_size=1, hidden_size=8, output_size=1, activation="tanh", loss="mse",
+        _layers(name="rnn", input_size=1, hidden_size=8, output_size=1, activation="tanh", loss="mse",
                      accuracy="abs_tol", accuracy_tol=0.05,
                      description="simple RNN (tanh) + Dense counting ones in a 10-bit stream at every step; "
                                  "MSE loss, accuracy |y - t| < 0.05"),
         _running_sum, ("tensorflow", "torch", "tf1")),
     "lstm": ZooModel(
-        SequenceSpec("lstm", input_size=1, hidden_size=8, output_size=1, cell="lstm", loss="mse",
+        _layers(name="lstm", input_size=1, hidden_size=8, output_size=1, cell="lstm", loss="mse",
                      accuracy="abs_tol", accuracy_tol=0.05,
                      description="LSTM (tanh, sigmoid gates) + Dense counting ones in a 10-bit stream at every step; "
                                  "non-zero initial h and c; MSE loss, accuracy |y - t| < 0.05"),
         _running_sum_all_states, ("tensorflow", "torch", "tf1")),
     "gru": ZooModel(
-        SequenceSpec("gru", input_size=1, hidden_size=8, output_size=1, cell="gru", reset_after=True, loss="mse",
+        _layers(name="gru", input_size=1, hidden_size=8, output_size=1, cell="gru", reset_after=True, loss="mse",
                      accuracy="abs_tol", accuracy_tol=0.05,
                      description="GRU, reset after the recurrent matmul (torch, Keras default; two biases) + Dense "
                                  "counting ones at every step; MSE loss"),
         _running_sum_all_states),
     "gru_reset_before": ZooModel(
-        SequenceSpec("gru_reset_before", input_size=1, hidden_size=8, output_size=1, cell="gru", reset_after=False,
+        _layers(name="gru_reset_before", input_size=1, hidden_size=8, output_size=1, cell="gru", reset_after=False,
                      loss="mse", accuracy="abs_tol", accuracy_tol=0.05,
                      description="GRU, reset before the recurrent matmul (Keras reset_after=False, TF1 GRUCell; "
                                  "torch runs it as a loop of torch ops) counting ones; MSE loss"),
         _running_sum_all_states, ("tensorflow", "torch", "tf1")),
     "bidirectional": ZooModel(
-        SequenceSpec("bidirectional", input_size=1, hidden_size=6, output_size=2, cell="lstm", bidirectional=True,
+        _layers(name="bidirectional", input_size=1, hidden_size=6, output_size=2, cell="lstm", bidirectional=True,
                      merge_mode="concat", return_sequences=False, last_output="final", loss="softmax_ce",
                      accuracy="argmax",
                      description="bidirectional LSTM (concat), last output as Keras gives it (forward after all "
@@ -77,7 +83,7 @@ MODELS: dict[str, ZooModel] = {
                                  "bits agree? softmax cross-entropy, argmax accuracy"),
         _ends_agree, ("tensorflow", "torch", "tf1")),
     "stacked": ZooModel(
-        SequenceSpec("stacked", input_size=1, hidden_size=6, output_size=1, cell="lstm", num_layers=2, loss="mse",
+        _layers(name="stacked", input_size=1, hidden_size=6, output_size=1, cell="lstm", num_layers=2, loss="mse",
                      accuracy="abs_tol", accuracy_tol=0.05,
                      description="two stacked LSTM layers + Dense counting ones at every step; every layer's h and c "
                                  "start non-zero; MSE loss"),
