@@ -91,6 +91,12 @@ def group_spec(spec: StackSpec, group: Group) -> SequenceSpec:
                         num_layers=len(layers), bidirectional=first.bidirectional, merge_mode="concat")
 
 
+def _trailing_padding(torch: Any, mask: Any) -> bool:
+    """Whether every sequence's masked steps all come after its real ones (what packed sequences express)."""
+    lengths = mask.sum(dim=1)
+    return bool((mask == (torch.arange(mask.shape[1])[None, :] < lengths[:, None])).all())
+
+
 def _act(torch: Any, name: str) -> Any:
     if name == "softmax":
         return lambda z: torch.softmax(z, dim=-1)
@@ -154,12 +160,14 @@ def _model_class() -> Any:
             if top.go_backwards:
                 seq = torch.flip(seq, dims=(1,))
                 mask = None if mask is None else torch.flip(mask, dims=(1,))
-            if mask is not None and torch_nn.is_native(gs):
-                lengths = mask.sum(dim=1)
-                if not bool((mask == (torch.arange(mask.shape[1])[None, :] < lengths[:, None])).all()):
-                    raise ValueError(f"torch module {group.module}: packed sequences need the padding at the end of "
-                                     "each sequence (in processing order); this mask has it elsewhere")
-            fw, bw, fin = self.module_of(group)(seq, local, mask)
+            module = self.module_of(group)
+            if mask is not None and torch_nn.is_native(gs) and not _trailing_padding(torch, mask):
+                # Packed sequences hold padding only at the end: run the same parameters through the loop
+                # of torch ops (nn.LSTM's names), which carries the state through a masked step anywhere.
+                fw, bw, fin = torch.func.functional_call(stacks["loop"](gs).to(seq.dtype),
+                                                         dict(module.rnn.named_parameters()), (seq, local, mask))
+            else:
+                fw, bw, fin = module(seq, local, mask)
             if mask is not None and not top.zero_output_for_mask:
                 # Keras's default: a padded step repeats the last real step's output (torch pads with zeros)
                 steps = torch.arange(mask.shape[1])[None, :].expand_as(mask)

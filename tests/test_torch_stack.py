@@ -109,3 +109,21 @@ def test_a_linear_where_an_embedding_belongs_is_a_shape_error() -> None:
         torch_stack.from_state_dict(spec, {**sd, **{"rnn.weight_hh_l0": np.zeros((6, 2)), "rnn.bias_ih_l0": np.zeros(6),
                                                     "rnn.bias_hh_l0": np.zeros(6), "out.weight": np.zeros((2, 2)),
                                                     "out.bias": np.zeros(2)}}, "float32")
+
+
+def test_a_mask_with_gaps_runs_through_the_loop_with_the_native_parameters() -> None:
+    """Masking can mask a step in the middle; packed sequences cannot say so, the loop of torch ops can."""
+    from reference.layers import Masking
+    spec = StackSpec("gaps", 2, (Masking("mask", 0.0), Recurrent("lstm", "lstm", 3, zero_output_for_mask=False),
+                                 Recurrent("gru", "gru", 2, bidirectional=True), Dense("head", 2)))
+    case = make_stack_case(spec, 5, steps=5)
+    x = case.batch.inputs.copy()
+    x[0, 1], x[2, 0], x[2, 3] = 0.0, 0.0, 0.0  # gaps at the start and in the middle
+    batch = type(case.batch)(x, case.batch.targets, case.batch.initial_state)
+    model = torch_stack.build(spec, case.params, "float64")
+    assert type(model.module_of(model.group_of["lstm"])).__name__ == "NativeStack"
+    results = torch_stack.run(model, spec, batch, "float64")
+    ref = stack.evaluate(spec, case.params, batch)
+    for q in ("output", "state", "gradient"):
+        for n, v in ref[q].items():
+            np.testing.assert_allclose(results[q][n], v, rtol=0, atol=1e-13 * max(1.0, np.max(np.abs(v))), err_msg=n)
