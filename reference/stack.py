@@ -22,7 +22,9 @@ States ``L/{fw,bw}`` (h) and ``L/{fw,bw}/c`` (LSTM); their gradients ``.../initi
 
 Masks: a batch's ``lengths``, a ``Masking`` layer or ``Embedding(mask_zero=True)`` give a (B, T) mask
 that recurrent layers consume (state carried through masked steps) and that passes through layers
-that keep the time axis, as Keras propagates it. The loss averages over every step, masked or not.
+that keep the time axis. A batch's lengths mask the sequence every layer sees, also after an
+Embedding without mask_zero (which in Keras would drop an incoming mask; the Keras adapter
+re-attaches it). The loss averages over every step, masked or not.
 """
 from __future__ import annotations
 
