@@ -87,3 +87,24 @@ def test_port_never_overwrites_an_input(files, capsys) -> None:
     assert main(["port", str(d / "good.pt"), "--to", "keras", "--like", str(d / "good.keras"),
                  "-o", str(d / "good.keras"), "--quiet"]) == 2
     assert "never overwrites an input" in capsys.readouterr().err and (d / "good.keras").read_bytes() == before
+
+
+def test_bad_inputs_and_targets_are_one_line(files, tmp_path, capsys) -> None:
+    d, _ = files
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.uniform(-1, 1, (4, 5, 2)))
+    np.save(tmp_path / "x_nan.npy", np.full((4, 5, 2), np.nan))
+    np.save(tmp_path / "x_wide.npy", np.zeros((4, 5, 3)))
+    np.save(tmp_path / "y_big.npy", np.array([0, 1, 5, 1]))
+    np.savez(tmp_path / "xz.npz", a=np.zeros(2))
+    cases = {("--inputs", "x_wide.npy"): "expected shape (batch, steps, 2), got (4, 5, 3)",
+             ("--inputs", "x_nan.npy"): "hold NaN",
+             ("--inputs", "xz.npz"): "expected one .npy array",
+             ("--targets", "y_big.npy"): "--targets needs --inputs",
+             ("--inputs", "x.npy", "--targets", "y_big.npy"): "class ids must lie in 0..1"}
+    for args, expected in cases.items():
+        argv = [a if a.startswith("--") else str(tmp_path / a) for a in args]
+        capsys.readouterr()
+        rc = main(["compare", "--keras", str(d / "good.keras"), "--torch", str(d / "good.pt"), *argv, "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "\n" not in err and expected in err, (args, err)

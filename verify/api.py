@@ -15,10 +15,15 @@ def _load_array(path: str | None, what: str) -> np.ndarray | None:
     if not os.path.isfile(path):
         raise ValueError(f"{path}: {what} file not found; expected a .npy array")
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path}: not a readable .npy array for {what} ({str(e).splitlines()[0] if str(e) else e!r})") \
             from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise ValueError(f"{path}: holds several arrays (.npz); expected one .npy array for {what}")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        raise ValueError(f"{path}: {what} hold NaN or infinite values")
+    return array
 
 
 def compare_files(keras: str | None = None, torch: str | None = None, torch_module: str | None = None,

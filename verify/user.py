@@ -152,7 +152,12 @@ def module_side(spec: StackSpec, module: Any, label: str) -> Side:
     stack.check_params(spec, params)
 
     def run(batch: Batch, dt: str) -> Results:
-        return torch_stack.run_module(module, spec, groups, batch, dt)
+        try:
+            return torch_stack.run_module(module, spec, groups, batch, dt)
+        except (RuntimeError, TypeError, IndexError) as e:  # the user's forward cannot take these inputs
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"{label}: forward(x) raised {type(e).__name__} on inputs of shape "
+                             f"{batch.inputs.shape}: {first}") from None
     note = (f"torch: {label}: its own forward(x) is run: its prediction, loss, accuracy and gradients are checked; "
             "its inner outputs and states are not visible")
     return Side("torch", label, params, run, {k: f"torch {v}" for k, v in torch_stack.tensor_names(spec, groups).items()},
@@ -247,6 +252,8 @@ def with_targets(spec: StackSpec, targets: np.ndarray) -> StackSpec:
 def user_batch(spec: StackSpec, inputs: np.ndarray | None, targets: np.ndarray | None, seed: int,
                steps: int = STEPS) -> tuple[StackSpec, Batch, str]:
     """The batch to verify on, the spec with the loss the targets call for, and a note saying where both came from."""
+    if targets is not None and inputs is None:
+        raise ValueError("--targets needs --inputs (targets belong to given inputs)")
     if inputs is None:
         batch = draw_batch(spec, seed, steps)
         source = f"inputs drawn from seed {seed}: {batch.inputs.shape}"
@@ -260,10 +267,12 @@ def user_batch(spec: StackSpec, inputs: np.ndarray | None, targets: np.ndarray |
         want = (inputs.shape[0], inputs.shape[1]) if spec.return_sequences else (inputs.shape[0],)
         if spec.loss == "mse":
             want = want + (spec.output_size,)
-        if inputs is None or tuple(targets.shape) != want:
+        if tuple(targets.shape) != want:
             raise ValueError(f"--targets: expected shape {want} for this model's prediction and --inputs, "
-                             f"got {tuple(targets.shape)}" if inputs is not None
-                             else "--targets needs --inputs (targets belong to given inputs)")
+                             f"got {tuple(targets.shape)}")
+        if spec.loss != "mse" and (targets.min() < 0 or targets.max() >= spec.output_size):
+            raise ValueError(f"--targets: class ids must lie in 0..{spec.output_size - 1}, "
+                             f"got {targets.min()}..{targets.max()}")
         batch = Batch(batch.inputs, targets.astype(np.float64) if spec.loss == "mse" else targets)
         source += "; targets from the user's file"
     loss = {"mse": "mean squared error", "prob_ce": "cross-entropy of the softmax output's probabilities",
