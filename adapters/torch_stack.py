@@ -12,6 +12,7 @@ way into either). Layouts (transposes, GRU gate order, torch's two biases) come 
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -412,7 +413,9 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     states = {n: torch.tensor(v, dtype=dt, requires_grad=True) for n, v in stack.initial_states(spec, batch).items()}
     targets = torch.tensor(batch.targets, dtype=dt if spec.loss in ("mse", "clipped_log_ce") else torch.int64)
     mask = torch.from_numpy(stack.lengths_mask(batch)) if masked else None
-    y, outputs, finals = model(x, states, mask)
+    with warnings.catch_warnings():  # "LSTM with projections is not supported with oneDNN": a speed notice
+        warnings.simplefilter("ignore", UserWarning)
+        y, outputs, finals = model(x, states, mask)
     loss, acc = _loss_and_accuracy(spec, y, targets)
     loss.backward()
     gradient = gradients(spec, model.groups, {g.module: {n: p.grad.double().numpy() for n, p in
