@@ -6,7 +6,9 @@ Conventions
 -----------
 * Matrices multiply from the right: ``y = x @ kernel``, so a kernel is (in, out), as in Keras.
 * Recurrent layer ``k`` (0-based), direction ``fw`` (or ``bw`` for the backward direction of a
-  bidirectional layer), is prefixed ``rnn/{k}/{dir}/``.
+  bidirectional layer), is prefixed ``rnn/{k}/{dir}/``. In a layer stack (``reference/stack.py``) the
+  prefix is the layer's own name (``lstm/fw/``, a user's Keras layer name); the zoo names its layers
+  ``rnn/{k}`` and ``head``, so both read the same.
 * Gate-stacked tensors keep their gates as consecutive blocks of ``hidden_size`` along the last axis,
   in the order given by ``GATES`` for the cell: LSTM i, f, g, o (Keras calls g "c", TF1 "j");
   GRU z, r, h (Keras's order; torch stores r, z, n; TF1 r, u with u = z).
@@ -54,22 +56,27 @@ def prefixes(spec: SequenceSpec) -> list[str]:
     return [prefix(k, d) for k in range(spec.num_layers) for d in spec.directions]
 
 
-def layer_param_shapes(spec: SequenceSpec, layer: int) -> dict[str, tuple[int, ...]]:
-    """Suffix -> shape of one direction of ``layer``."""
-    h, p = spec.hidden_size, spec.output_width
-    g = max(1, len(GATES[spec.cell]))
-    d = spec.input_size if layer == 0 else spec.merged_width
-    shapes: dict[str, tuple[int, ...]] = {"kernel": (d, g * h), "recurrent_kernel": (p, g * h)}
-    if spec.use_bias:
+def recurrent_param_shapes(layer: object, d_in: int) -> dict[str, tuple[int, ...]]:
+    """Suffix -> shape of one direction of a recurrent layer fed ``d_in`` features; ``layer`` has the
+    recurrent options (a ``reference.layers.Recurrent``, or a ``SequenceSpec`` for all its layers)."""
+    h, p = layer.hidden_size, layer.output_width
+    g = max(1, len(GATES[layer.cell]))
+    shapes: dict[str, tuple[int, ...]] = {"kernel": (d_in, g * h), "recurrent_kernel": (p, g * h)}
+    if layer.use_bias:
         shapes["bias"] = (g * h,)
-        if spec.cell == "gru" and spec.reset_after:
+        if layer.cell == "gru" and layer.reset_after:
             shapes["recurrent_bias"] = (g * h,)
-    if spec.use_peepholes:
+    if layer.use_peepholes:
         for gate in ("i", "f", "o"):
             shapes[f"peephole_{gate}"] = (h,)
-    if spec.proj_size:
+    if layer.proj_size:
         shapes["projection"] = (h, p)
     return shapes
+
+
+def layer_param_shapes(spec: SequenceSpec, layer: int) -> dict[str, tuple[int, ...]]:
+    """Suffix -> shape of one direction of ``layer``."""
+    return recurrent_param_shapes(spec, spec.input_size if layer == 0 else spec.merged_width)
 
 
 def param_shapes(spec: SequenceSpec) -> dict[str, tuple[int, ...]]:

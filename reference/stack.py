@@ -37,7 +37,7 @@ from reference import losses, metrics, recurrent
 from reference.activations import activation
 from reference.checks import check_layout
 from reference.layers import WEIGHTED, Dense, Dropout, Embedding, Masking, Recurrent
-from reference.layout import GATE_STACKED, GATES, initial_state_gradient_name
+from reference.layout import GATE_STACKED, GATES, initial_state_gradient_name, recurrent_param_shapes
 from reference.spec import ACCURACIES, Batch
 
 LOSSES = ("mse", "softmax_ce", "clipped_log_ce", "prob_ce")
@@ -123,23 +123,6 @@ def widths(spec: StackSpec) -> list[tuple[int, bool]]:
 
 def _in_width(spec: StackSpec, index: int) -> int:
     return spec.input_size if index == 0 else widths(spec)[index - 1][0]
-
-
-def recurrent_param_shapes(layer: Recurrent, d_in: int) -> dict[str, tuple[int, ...]]:
-    """Suffix -> shape of one direction of a recurrent layer fed ``d_in`` features."""
-    h, p = layer.hidden_size, layer.output_width
-    g = max(1, len(GATES[layer.cell]))
-    shapes: dict[str, tuple[int, ...]] = {"kernel": (d_in, g * h), "recurrent_kernel": (p, g * h)}
-    if layer.use_bias:
-        shapes["bias"] = (g * h,)
-        if layer.cell == "gru" and layer.reset_after:
-            shapes["recurrent_bias"] = (g * h,)
-    if layer.use_peepholes:
-        for gate in ("i", "f", "o"):
-            shapes[f"peephole_{gate}"] = (h,)
-    if layer.proj_size:
-        shapes["projection"] = (h, p)
-    return shapes
 
 
 def layer_param_shapes(spec: StackSpec, index: int) -> dict[str, tuple[int, ...]]:
