@@ -407,6 +407,13 @@ def _loss_and_accuracy(spec: StackSpec, y: Any, targets: Any) -> tuple[Any, Any]
     return loss, ops.mean(ops.cast(hits, "float64"))
 
 
+def _unmasked(t: Any) -> Any:
+    """``t`` without its Keras mask, so that no Keras loss applies it: the reference averages over every step
+    (a recurrent layer's mask propagates through Dense to the prediction; tests/test_keras3.py's trap)."""
+    tf, _ = import_tf()
+    return tf.identity(t)
+
+
 def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
     """Outputs, final states, loss, accuracy and gradients as TensorFlow computes them, in the keys of
     ``reference.stack.evaluate``.
@@ -459,7 +466,7 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
                 seq = keras_layers[0](seq)
                 if isinstance(layer, Embedding) and not layer.mask_zero and lengths is not None:
                     set_keras_mask(seq, lengths)
-        y = tf.identity(seq)  # no Keras mask reaches the loss: the reference averages over every step
+        y = _unmasked(seq)
         loss, acc = _loss_and_accuracy(spec, y, targets)
     grads = tape.gradient(loss, [v for *_, v in variables] + watched)
     grads = [tf.convert_to_tensor(g) if g is not None else None for g in grads]  # Embedding: IndexedSlices

@@ -11,11 +11,9 @@ from types import ModuleType
 
 FRAMEWORKS = ("tensorflow", "torch", "tf1")
 
-# (framework, spec family module) -> adapter module
+# (framework, spec family module) -> adapter module. A SequenceSpec (family reference.model) is a compact way to
+# write a layer stack: convert it with reference.stack.from_sequence.
 ADAPTERS: dict[tuple[str, str], str] = {
-    ("tensorflow", "reference.model"): "adapters.keras3",
-    ("torch", "reference.model"): "adapters.torch_nn",
-    ("tf1", "reference.model"): "adapters.tf1_cells",
     ("tensorflow", "reference.seq2seq"): "adapters.keras_seq2seq",
     ("torch", "reference.seq2seq"): "adapters.torch_seq2seq",
     ("tensorflow", "reference.stack"): "adapters.keras_stack",

@@ -31,8 +31,9 @@ def supports(spec: StackSpec, masked: bool = False) -> str | None:
     return "not one homogeneous TF1 cell stack" if seq is None else tf1_cells.supports(seq, masked)
 
 
-def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
-    return tf1_cells.build(_sequence(spec), params, dtype)
+def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, **options: Any) -> Any:
+    """``options``: ``tf1_cells.build``'s (lstm_cell, state_is_tuple)."""
+    return tf1_cells.build(_sequence(spec), params, dtype, **options)
 
 
 def extract(model: Any) -> dict[str, np.ndarray]:

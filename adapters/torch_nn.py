@@ -1,24 +1,26 @@
-"""PyTorch adapter: ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (batch_first) followed by an ``nn.Linear`` head.
+"""PyTorch recurrent stacks the stack adapter (``adapters/torch_stack.py``) builds on, one per group of
+consecutive recurrent layers (a ``SequenceSpec`` describing the group: its ``rnn/k/d`` states and parameters).
 
-Native torch layers are used whenever torch has the option: tanh/relu RNNs, sigmoid/tanh LSTMs
-(with proj_size), reset-after GRUs, stacked and bidirectional (torch concatenates directions
-between layers, so other merge modes are native only for one layer; the top layer's directions are
-merged by the model). For everything else (other activations, Keras's hard sigmoids, GRU with the
-reset before the matmul, non-concat merges between stacked layers, proj_size >= hidden_size) the adapter builds ``LoopStack``:
-a plain torch module with nn.LSTM's parameter names that runs the same equations with torch ops, so
-torch's autograd still computes every gradient (it checks the reference's hand-written backward,
-not a torch layer). ``go_backwards`` is the Keras option; here the model flips the time axis before
-the layer and keeps outputs in processing order. torch has no peepholes or run-time forget_bias.
+Native torch layers are used whenever torch has the option (``is_native``): tanh/relu RNNs, sigmoid/tanh
+LSTMs (with proj_size), reset-after GRUs, stacked and bidirectional (torch concatenates directions between
+layers, so other merge modes are native only for one layer). For everything else (other activations,
+Keras's hard sigmoids, GRU with the reset before the matmul, non-concat merges between stacked layers,
+proj_size >= hidden_size) ``LoopStack``: a plain torch module with nn.LSTM's parameter names that runs the
+same equations with torch ops, so torch's autograd still computes every gradient (it checks the
+reference's hand-written backward, not a torch layer). Both return the top layer's directions (merged by
+the caller) and the final states. torch has no peepholes or run-time forget_bias. Also here: layout
+tables, activations, merges, losses and gradient reading shared with ``torch_stack``.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from adapters import tables
-from reference.layout import check_params, initial_state_gradient_name, prefix, state_names, state_shapes
-from reference.spec import Batch, SequenceSpec
+from reference.layout import prefix, state_names
+from reference.spec import SequenceSpec
 
 FRAMEWORK = "torch"
 NATIVE_ACTIVATIONS = ("tanh", "relu")
@@ -33,18 +35,6 @@ def _torch() -> Any:
 
 def versions() -> dict[str, str]:
     return {"torch": _torch().__version__}
-
-
-def supports(spec: SequenceSpec, masked: bool = False) -> str | None:
-    """None when torch can hold ``spec`` (and run it on batches with ``lengths`` when ``masked``);
-    otherwise the reason it cannot."""
-    if spec.use_peepholes or spec.forget_bias:
-        return "torch has no peephole LSTM and no run-time forget_bias"
-    if masked and not spec.zero_output_for_mask:
-        return "packed sequences pad outputs with zeros (zero_output_for_mask=True only)"
-    if masked and spec.go_backwards:
-        return "a flipped padded batch puts the padding first, which packed sequences cannot express"
-    return None
 
 
 def is_native(spec: SequenceSpec) -> bool:
@@ -196,98 +186,11 @@ def _modules() -> Any:
             w = spec.output_width
             return out[..., :w], (out[..., w:] if spec.bidirectional else None), finals
 
-    class SequenceModel(nn.Module):
-        def __init__(self, spec: SequenceSpec) -> None:
-            super().__init__()
-            self.spec = spec
-            self.rnn = NativeStack(spec) if is_native(spec) else LoopStack(spec)
-            self.head = nn.Linear(spec.merged_width, spec.output_size)
-
-        def forward(self, x: Any, states: dict, mask: Any = None) -> tuple[Any, Any, dict]:
-            spec = self.spec
-            if spec.go_backwards:
-                x = torch.flip(x, dims=(1,))
-            fw, bw, finals = self.rnn(x, states, mask)
-            hidden = _merge(torch, spec.merge_mode, fw, bw) if spec.bidirectional else fw
-            if spec.return_sequences:
-                head_in = hidden
-            elif spec.bidirectional and spec.last_output == "final":
-                head_in = _merge(torch, spec.merge_mode, fw[:, -1], bw[:, 0])
-            else:
-                head_in = hidden[:, -1]
-            return self.head(head_in), hidden, finals
-
-    SequenceModel.stacks = {"native": NativeStack, "loop": LoopStack}  # reused per layer group by torch_stack
-    return SequenceModel
+    return SimpleNamespace(stacks={"native": NativeStack, "loop": LoopStack})  # per layer group: torch_stack
 
 
 def _dtype(dtype: str) -> Any:
     return {"float32": _torch().float32, "float64": _torch().float64}[dtype]
-
-
-def _recurrent(model: Any) -> tuple[Any, Any]:
-    """The module holding the recurrent parameters (an nn.RNN/LSTM/GRU or a LoopStack) and the head."""
-    torch = _torch()
-    kinds = (torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU)
-    rnns = [m for m in model.modules() if isinstance(m, kinds) or type(m).__name__ == "LoopStack"]
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    if len(rnns) != 1 or len(linears) != 1:
-        found = [type(m).__name__ for m in model.children()]
-        raise ValueError(f"torch model: expected one nn.RNN/nn.LSTM/nn.GRU and one nn.Linear, found {found}")
-    rnn = rnns[0]
-    if isinstance(rnn, kinds) and not rnn.batch_first:
-        raise ValueError("torch recurrent layer: expected batch_first=True")
-    return rnn, linears[0]
-
-
-def _layout(rnn: Any) -> tuple[str, int, tuple[str, ...]]:
-    """(cell, number of layers, directions) of a torch recurrent module."""
-    torch = _torch()
-    if type(rnn).__name__ == "LoopStack":
-        s = rnn.spec
-        return s.cell, s.num_layers, s.directions
-    cell = "lstm" if isinstance(rnn, torch.nn.LSTM) else "gru" if isinstance(rnn, torch.nn.GRU) else "simple_rnn"
-    return cell, rnn.num_layers, ("fw", "bw") if rnn.bidirectional else ("fw",)
-
-
-def _each_layer(rnn: Any):
-    cell, layers, dirs = _layout(rnn)
-    for k in range(layers):
-        for d in dirs:
-            yield TABLES[cell], prefix(k, d), {"layer": k, "suffix": SUFFIX[d]}
-
-
-def build(spec: SequenceSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
-    """A torch module holding exactly ``params`` (cast to ``dtype``)."""
-    reason = supports(spec)
-    if reason:
-        raise ValueError(f"torch cannot build {spec.name!r}: {reason}")
-    check_params(spec, params)
-    torch = _torch()
-    model = _modules()(spec).to(_dtype(dtype))
-    rnn, head = _recurrent(model)
-    values: dict[str, np.ndarray] = {}
-    for table, pre, fmt in _each_layer(rnn):
-        values.update(tables.from_canonical(table, params, pre, fmt))
-    for module, vals in ((rnn, values), (head, tables.from_canonical(tables.TORCH_LINEAR, params, "head"))):
-        current = dict(module.named_parameters())
-        tables.check_shapes({n: tuple(p.shape) for n, p in current.items()}, vals, f"torch {type(module).__name__}")
-        with torch.no_grad():
-            for name, value in vals.items():
-                current[name].copy_(torch.from_numpy(value.astype(dtype)))
-    return model
-
-
-def extract(model: Any) -> dict[str, np.ndarray]:
-    """The model's weights in the canonical layout, as float64."""
-    rnn, head = _recurrent(model)
-    arrays = {n: p.detach().numpy() for n, p in rnn.named_parameters()}
-    params: dict[str, np.ndarray] = {}
-    for table, pre, fmt in _each_layer(rnn):
-        params.update(tables.to_canonical(table, arrays, pre, fmt))
-    params.update(tables.to_canonical(tables.TORCH_LINEAR, {n: p.detach().numpy() for n, p in head.named_parameters()},
-                                      "head"))
-    return params
 
 
 def _loss_and_accuracy(spec: SequenceSpec, y: Any, targets: Any) -> tuple[Any, Any]:
@@ -311,41 +214,3 @@ def _grads_to_canonical(table: tuple, grads: dict, prefix_: str, fmt: dict | Non
     # A canonical tensor stored as a sum (bias_ih + bias_hh) has the gradient of either summand.
     first_only = tuple(tables.TensorMap(e.canonical, e.framework[:1], e.transform) for e in table)
     return tables.to_canonical(first_only, grads, prefix_, fmt)
-
-
-def run(model: Any, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs, final states, loss, accuracy and gradients as torch computes them (a batch with
-    ``lengths`` goes through a packed sequence)."""
-    from reference.model import initial_states, mask_of
-
-    masked = batch.lengths is not None
-    reason = supports(spec, masked)
-    if reason:
-        raise ValueError(f"torch cannot run {spec.name!r}{' on masked batches' if masked else ''}: {reason}")
-    torch = _torch()
-    dt = _dtype(dtype)
-    rnn, head = _recurrent(model)
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)
-    x = torch.tensor(batch.inputs, dtype=dt, requires_grad=True)
-    states = {n: torch.tensor(v, dtype=dt, requires_grad=True) for n, v in initial_states(spec, batch).items()}
-    targets = torch.tensor(batch.targets, dtype=dt if spec.loss != "softmax_ce" else torch.int64)
-    mask = torch.from_numpy(mask_of(batch)) if masked else None
-    y, hidden, finals = model(x, states, mask)
-    loss, acc = _loss_and_accuracy(spec, y, targets)
-    loss.backward()
-    rnn_grads = {n: p.grad.numpy() for n, p in rnn.named_parameters()}
-    gradient: dict[str, np.ndarray] = {}
-    for table, pre, fmt in _each_layer(rnn):
-        gradient.update(_grads_to_canonical(table, rnn_grads, pre, fmt))
-    gradient.update(_grads_to_canonical(tables.TORCH_LINEAR, {n: p.grad.numpy() for n, p in head.named_parameters()},
-                                        "head"))
-    gradient["inputs"] = x.grad.numpy()
-    for n, v in states.items():
-        gradient[initial_state_gradient_name(n)] = v.grad.numpy()
-    output = {"prediction": y.detach().numpy()}
-    if spec.return_sequences:
-        output["hidden"] = hidden.detach().numpy()
-    return {"output": output, "state": {n: finals[n].detach().numpy() for n in state_shapes(spec, 1)},
-            "loss": {"loss": loss.detach().numpy()}, "accuracy": {"accuracy": acc.detach().numpy()},
-            "gradient": gradient}

@@ -53,6 +53,8 @@ def main() -> None:
         b = batch.astype(np.dtype(dtype))
         print(f"  reference {dtype}: {1e3 * _best(lambda: model.evaluate(spec, p, b), a.repeat):8.2f} ms")
     from adapters import registry
+    from reference import stack
+    spec = stack.from_sequence(spec)  # the adapters take layer stacks
     for framework in a.frameworks.split(","):
         adapter = registry.get(framework, spec)
         reason = adapter.supports(spec) if hasattr(adapter, "supports") else None

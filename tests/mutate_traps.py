@@ -32,13 +32,13 @@ MUTATIONS = [
      "KERAS_LSTM = KERAS_SIMPLE_RNN",
      'KERAS_LSTM = tuple(TensorMap(m.canonical, m.framework, "swap_fg") for m in KERAS_SIMPLE_RNN)\n'
      'TRANSFORMS["swap_fg"] = (lambda a: permute_blocks(a, (0, 2, 1, 3)),) * 2', "tests/test_lstm.py"),
-    ("bidirectional last output: Keras's and TF1's semantics swapped in the reference", "reference/model.py",
-     'spec.last_output == "final"', 'spec.last_output == "last_step"', "tests/test_model.py"),
+    ("bidirectional last output: Keras's and TF1's semantics swapped in the reference", "reference/stack.py",
+     'layer.last_output == "final"', 'layer.last_output == "last_step"', "tests/test_model.py"),
     ("hard_sigmoid: Keras 3's defined as Keras 2's 0.2 x + 0.5", "reference/activations.py",
      '"hard_sigmoid": (lambda z: np.clip(z + 3.0, 0.0, 6.0) / 6.0,',
      '"hard_sigmoid": (lambda z: np.clip(0.2 * z + 0.5, 0.0, 1.0),', "tests/test_lstm.py"),
-    ("mask ignored by the reference", "reference/model.py",
-     "    if lengths is None:\n        return None", "    if True:\n        return None", "tests/test_recurrent.py"),
+    ("mask ignored by the reference", "reference/stack.py",
+     "    if batch.lengths is None:\n        return None", "    if True:\n        return None", "tests/test_recurrent.py"),
 ]
 COPY = ("adapters", "reference", "verify", "tests", "pyproject.toml")
 

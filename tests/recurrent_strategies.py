@@ -102,20 +102,62 @@ def cases(draw: st.DrawFn, specs: st.SearchStrategy, supports=None) -> Case:
     return make_case(spec, draw(st.integers(0, 2**32 - 1)), draw(st.integers(3, 5)), draw(st.integers(2, 6)), masked)
 
 
+def as_stack(spec):
+    """The layer stack a drawn ``SequenceSpec`` describes (adapters and the engine take stacks); a stack as is."""
+    from reference import stack
+    return stack.from_sequence(spec) if isinstance(spec, SequenceSpec) else spec
+
+
+def top_output(spec) -> str:
+    """The result key of the top recurrent layer's sequence (a SequenceSpec's ``hidden``): ``rnn/{num_layers-1}``."""
+    return as_stack(spec).recurrent_layers[-1].name
+
+
+def adapter(framework: str):
+    from adapters import registry
+    return registry.get(framework, as_stack(SequenceSpec("any", 1, 1, 1)))
+
+
+def supports(framework: str):
+    """``supports(spec, masked)`` of ``framework``'s stack adapter, for drawn SequenceSpecs."""
+    return lambda spec, masked=False: adapter(framework).supports(as_stack(spec), masked)
+
+
+def fused_groups(spec) -> list | None:
+    """torch: every recurrent layer in one module (nn.LSTM(num_layers=2), as a port usually writes it) and the
+    head in its own; None when torch cannot fuse them (non-concat merges between layers)."""
+    from adapters import torch_stack
+    layered = as_stack(spec)
+    group = torch_stack.Group("rnn", tuple(l.name for l in layered.recurrent_layers))
+    try:
+        torch_stack.group_spec(layered, group)
+    except ValueError:
+        return None
+    return [group, torch_stack.Group("head", ("head",))]
+
+
+def build(framework: str, spec, params: dict, dtype: str, **options: object) -> object:
+    """``framework``'s model of ``spec`` holding ``params``; torch fuses the recurrent layers into one module
+    where it can (the lower layers' outputs are then not visible, and not checked)."""
+    if framework == "torch" and "groups" not in options:
+        options["groups"] = fused_groups(spec)
+    return adapter(framework).build(as_stack(spec), params, dtype, **options)
+
+
 def verify_case(case: Case, framework: str, dtype: str, built_from: dict | None = None,
                 model: object = None, intended: bool = False) -> Report:
-    """Build (or take ``model``), read back, run and check one framework against the reference.
+    """Build (or take ``model``), read back, run and check one framework against the reference, all on the
+    layer stack ``case.spec`` describes.
 
     The reference runs on the weights read back from the model, or with ``intended`` on
     ``case.params`` (the weights a port was meant to carry: a wrong port then shows in the outputs).
     """
-    from adapters import registry
-
-    adapter = registry.get(framework, case.spec)
-    built = model if model is not None else adapter.build(case.spec, case.params, dtype)
-    weights = case.params if intended else adapter.extract(built)
-    run = engine.FrameworkRun(framework, weights, adapter.run(built, case.spec, case.batch, dtype))
-    checks, _, _ = engine.check_run(case.spec, case.batch, dtype, run,
+    spec = as_stack(case.spec)
+    adapter_ = adapter(framework)
+    built = model if model is not None else build(framework, spec, case.params, dtype)
+    weights = case.params if intended else adapter_.extract(built)
+    run = engine.FrameworkRun(framework, weights, adapter_.run(built, spec, case.batch, dtype))
+    checks, _, _ = engine.check_run(spec, case.batch, dtype, run,
                                     built_from=case.params if built_from is None else built_from)
     return Report(case.spec.name, dtype, 0, (framework,), {}, tuple(checks))
 
@@ -127,7 +169,6 @@ def check_gate_order_trap(case: Case, framework: str, port: str, order: tuple[in
     undone and the canonical blocks land in the framework's slots unpermuted. The broken port's read-back
     kernel must be wrong in exactly the ``swapped`` gates, its bias wrong, and its outputs must differ
     from those of the intended weights."""
-    from adapters import registry
     from adapters.tables import permute_blocks
     from verify import render
 
@@ -136,7 +177,7 @@ def check_gate_order_trap(case: Case, framework: str, port: str, order: tuple[in
         for n in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
             if f"rnn/0/fw/{n}" in port_params:
                 port_params[f"rnn/0/fw/{n}"] = permute_blocks(case.params[f"rnn/0/fw/{n}"], order)
-    built = registry.get(framework, case.spec).build(case.spec, port_params, "float64")
+    built = build(framework, case.spec, port_params, "float64")
     read_back = verify_case(case, framework, "float64", model=built)
     intended = verify_case(case, framework, "float64", model=built, intended=True)
     if port == "correct":

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import Phase, given, settings
 
 from reference import model, simple_rnn
+from tests.recurrent_strategies import adapter, as_stack, build
 from tests.strategies import Case, cases
 from verify import engine
 from verify.render import table
@@ -13,13 +14,13 @@ FRAMEWORKS = ("tensorflow", "torch")
 
 
 def _report(case: Case, framework: str, dtype: str, tamper=None) -> Report:
-    adapter = engine.registry.get(framework, case.spec)
-    built = adapter.build(case.spec, case.params, dtype)
-    extracted = adapter.extract(built)
+    spec = as_stack(case.spec)
+    built = build(framework, spec, case.params, dtype)
+    extracted = adapter(framework).extract(built)
     if tamper is not None:
         tamper(extracted)
-    run = engine.FrameworkRun(framework, extracted, adapter.run(built, case.spec, case.batch, dtype))
-    checks, _, _ = engine.check_run(case.spec, case.batch, dtype, run, built_from=case.params)
+    run = engine.FrameworkRun(framework, extracted, adapter(framework).run(built, spec, case.batch, dtype))
+    checks, _, _ = engine.check_run(spec, case.batch, dtype, run, built_from=case.params)
     return Report(case.spec.name, dtype, 0, (framework,), {}, tuple(checks))
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from reference import gru
 from reference.spec import SequenceSpec
-from tests.recurrent_strategies import check_gate_order_trap, finite_difference_errors, make_case, verify_case
+from tests.recurrent_strategies import build, check_gate_order_trap, finite_difference_errors, make_case, verify_case
 from verify import render
 
 
@@ -64,10 +64,9 @@ def test_gradients_match_finite_differences(spec):
 def test_trap_reset_placement(framework, claimed_after):
     """A reset-after GRU (torch nn.GRU, Keras default) checked as if the reset came before the
     matmul (TF1 GRUCell, Keras reset_after=False) must mismatch, and vice versa agree only when equal."""
-    from adapters import registry
     built = SequenceSpec("g", 2, 3, 2, cell="gru", reset_after=True, use_bias=False)
     case = make_case(built, 9)
-    model_ = registry.get(framework, built).build(built, case.params, "float64")
+    model_ = build(framework, built, case.params, "float64")
     claimed = type(case)(SequenceSpec("g", 2, 3, 2, cell="gru", reset_after=claimed_after, use_bias=False),
                          case.params, case.batch)
     report = verify_case(claimed, framework, "float64", model=model_)

@@ -1,5 +1,6 @@
-"""Keras 3 adapter for LSTM, GRU, simple RNN, stacked and bidirectional layers: build/extract both
-directions, and Hypothesis properties against the float64 reference in float64 and float32."""
+"""Keras 3 (the stack adapter, adapters/keras_stack.py) for LSTM, GRU, simple RNN, stacked and bidirectional
+layers drawn as SequenceSpecs: build/extract both directions, and Hypothesis properties against the float64
+reference in float64 and float32."""
 from __future__ import annotations
 
 import os
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from adapters import keras3
+from adapters import keras_stack
 from reference.spec import SequenceSpec
-from tests.recurrent_strategies import cases, float64_figures, make_case, record, recurrent_specs, verify_case
+from tests.recurrent_strategies import (as_stack, cases, float64_figures, make_case, record, recurrent_specs, supports,
+                                        top_output, verify_case)
 from verify import render
 
 pytest.importorskip("tensorflow")
@@ -19,11 +21,11 @@ EXAMPLES = int(os.environ.get("VERIFY_EXAMPLES", "0"))
 
 
 def _keras_specs():
-    return recurrent_specs().filter(lambda s: keras3.supports(s) is None)
+    return recurrent_specs().filter(lambda s: supports("tensorflow")(s) is None)
 
 
 @settings(**({"max_examples": EXAMPLES} if EXAMPLES else {}))
-@given(cases(_keras_specs(), keras3.supports))
+@given(cases(_keras_specs(), supports("tensorflow")))
 def test_float64_matches_reference(case):
     report = verify_case(case, "tensorflow", "float64")
     assert report.verdict == "equivalent", render.table(report)
@@ -33,7 +35,7 @@ def test_float64_matches_reference(case):
 
 
 @settings(**({"max_examples": EXAMPLES} if EXAMPLES else {}))
-@given(cases(_keras_specs(), keras3.supports))
+@given(cases(_keras_specs(), supports("tensorflow")))
 def test_float32_no_false_alarm(case):
     report = verify_case(case, "tensorflow", "float32")
     record("float32", framework="tensorflow", verdict=report.verdict)
@@ -47,8 +49,8 @@ def test_float32_no_false_alarm(case):
 ], ids=lambda s: s.name)
 def test_extract_reads_back_what_build_wrote(spec):
     case = make_case(spec, 7)
-    model = keras3.build(spec, case.params, "float64")
-    got = keras3.extract(model)
+    model = keras_stack.build(as_stack(spec), case.params, "float64")
+    got = keras_stack.extract(model)
     assert list(got) == list(case.params)
     for name, value in case.params.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
@@ -65,9 +67,9 @@ def test_extract_a_users_sequential_model():
                               keras.layers.LSTM(3, return_sequences=True, dtype="float64"),
                               keras.layers.Dense(2, dtype="float64")])
     case = make_case(spec, 3)
-    params = keras3.extract(model)
+    params = keras_stack.extract(model, as_stack(spec))
     assert set(params) == set(case.params)
-    rebuilt = keras3.build(spec, params, "float64")  # run needs the state inputs the adapter's model has
+    rebuilt = keras_stack.build(as_stack(spec), params, "float64")  # named after the spec's layers
     report = verify_case(type(case)(spec, params, case.batch), "tensorflow", "float64", built_from=params,
                          model=rebuilt)
     assert report.verdict == "equivalent", render.table(report)
@@ -76,7 +78,7 @@ def test_extract_a_users_sequential_model():
 def test_build_refuses_what_keras_cannot_hold():
     spec = SequenceSpec("peep", 2, 3, 2, cell="lstm", use_peepholes=True)
     with pytest.raises(ValueError, match="peepholes"):
-        keras3.build(spec, make_case(spec, 0).params, "float64")
+        keras_stack.build(as_stack(spec), make_case(spec, 0).params, "float64")
 
 
 @pytest.mark.parametrize("head_input", ["mask_dropped", "mask_propagated"])
@@ -88,12 +90,10 @@ def test_trap_keras_loss_applies_the_propagated_mask(head_input, monkeypatch):
     spec = SequenceSpec("m", 2, 3, 2, cell="lstm", return_sequences=True)
     case = make_case(spec, 4, batch=3, steps=5, masked=True)
     if head_input == "mask_propagated":
-        apply = keras3._apply
-        monkeypatch.setattr(keras3, "_apply", lambda spec, layers, head, x, inits, mask=None, detach=None:
-                            apply(spec, layers, head, x, inits, mask))
+        monkeypatch.setattr(keras_stack, "_unmasked", lambda t: t)  # the head's output keeps its Keras mask
     report = verify_case(case, "tensorflow", "float64")
     if head_input == "mask_dropped":
         assert report.verdict == "equivalent", render.table(report)
     else:
         assert not report.find("tensorflow", "loss", "loss").ok, render.table(report)
-        assert report.find("tensorflow", "output", "hidden").ok, render.table(report)
+        assert report.find("tensorflow", "output", top_output(spec)).ok, render.table(report)

@@ -10,7 +10,7 @@ import pytest
 from reference import lstm, model
 from reference.activations import activation
 from reference.spec import Batch, SequenceSpec
-from tests.recurrent_strategies import check_gate_order_trap, finite_difference_errors, make_case, verify_case
+from tests.recurrent_strategies import build, check_gate_order_trap, finite_difference_errors, make_case, verify_case
 from verify import render
 
 
@@ -100,10 +100,9 @@ def test_hard_sigmoid_definitions_against_frameworks():
 def test_trap_hard_sigmoid_definition(framework, reference_act):
     """A model built with Keras 3 / torch hard_sigmoid gates, checked against a reference that uses
     the other definition (the porting bug), must mismatch."""
-    from adapters import registry
     built = SequenceSpec("hs", 2, 3, 2, cell="lstm", recurrent_activation="hard_sigmoid")
     case = make_case(built, 21)
-    model_ = registry.get(framework, built).build(built, case.params, "float64")
+    model_ = build(framework, built, case.params, "float64")
     claimed = type(case)(SequenceSpec("hs", 2, 3, 2, cell="lstm", recurrent_activation=reference_act),
                          case.params, case.batch)
     report = verify_case(claimed, framework, "float64", model=model_)

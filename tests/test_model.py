@@ -7,7 +7,7 @@ import pytest
 
 from reference import model, recurrent
 from reference.spec import Batch, SequenceSpec
-from tests.recurrent_strategies import finite_difference_errors, make_case, verify_case
+from tests.recurrent_strategies import build, finite_difference_errors, make_case, verify_case
 from verify import render
 
 
@@ -62,11 +62,10 @@ def test_last_output_semantics():
 def test_trap_bidirectional_last_output(framework, claimed):
     """Keras Bidirectional(return_sequences=False) ("final") checked as if it gave the merged output
     at the last step (TF1 static_bidirectional_rnn(...)[0][-1], torch out[:, -1]) must mismatch."""
-    from adapters import registry
     base = dict(input_size=2, hidden_size=3, output_size=2, cell="lstm", bidirectional=True, return_sequences=False)
     built = SequenceSpec("b", **base, last_output="final")
     case = make_case(built, 10, steps=5)
-    model_ = registry.get(framework, built).build(built, case.params, "float64")
+    model_ = build(framework, built, case.params, "float64")
     report = verify_case(type(case)(SequenceSpec("b", **base, last_output=claimed), case.params, case.batch),
                          framework, "float64", model=model_)
     if claimed == "final":

@@ -1,4 +1,5 @@
-"""TF1 graph-cell adapter: build/extract both directions, Hypothesis properties in float64 and float32,
+"""TF1 graph cells through the stack adapter (adapters/tf1_stack.py, which hands a homogeneous stack to
+adapters/tf1_cells.py): build/extract both directions, Hypothesis properties in float64 and float32,
 the forget_bias trap, state_is_tuple=False, and static_bidirectional_rnn's last output."""
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from adapters import tf1_cells
+from adapters import tf1_stack
 from reference.spec import SequenceSpec
-from tests.recurrent_strategies import cases, float64_figures, make_case, record, recurrent_specs, verify_case
+from tests.recurrent_strategies import (build, cases, float64_figures, make_case, record, recurrent_specs, supports,
+                                        verify_case)
 from verify import render
 
 pytest.importorskip("tensorflow")
@@ -19,12 +21,12 @@ EXAMPLES = int(os.environ.get("VERIFY_EXAMPLES", "0"))
 
 
 def _tf1_specs():
-    return recurrent_specs(tf1=True).filter(lambda s: tf1_cells.supports(s) is None)
+    return recurrent_specs(tf1=True).filter(lambda s: supports("tf1")(s) is None)
 
 
 # TF1 graphs take a second or more to build; fewer examples than the other frameworks keep the suite fast.
 @settings(max_examples=EXAMPLES or 10)
-@given(cases(_tf1_specs(), tf1_cells.supports))
+@given(cases(_tf1_specs(), supports("tf1")))
 def test_float64_matches_reference(case):
     report = verify_case(case, "tf1", "float64")
     assert report.verdict == "equivalent", render.table(report)
@@ -34,7 +36,7 @@ def test_float64_matches_reference(case):
 
 
 @settings(max_examples=EXAMPLES or 10)
-@given(cases(_tf1_specs(), tf1_cells.supports))
+@given(cases(_tf1_specs(), supports("tf1")))
 def test_float32_no_false_alarm(case):
     report = verify_case(case, "tf1", "float32")
     record("float32", framework="tf1", verdict=report.verdict)
@@ -49,7 +51,7 @@ def test_float32_no_false_alarm(case):
 ], ids=lambda s: s.name)
 def test_extract_reads_back_what_build_wrote(spec):
     case = make_case(spec, 7)
-    got = tf1_cells.extract(tf1_cells.build(spec, case.params, "float64"))
+    got = tf1_stack.extract(build("tf1", spec, case.params, "float64"))
     assert sorted(got) == sorted(case.params)
     for name, value in case.params.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
@@ -61,7 +63,7 @@ def test_lstm_cells_and_state_layouts(lstm_cell, state_is_tuple):
     """Both LSTM cells, with the state as LSTMStateTuple(c, h) or concat([c, h]), default forget_bias 1.0."""
     spec = SequenceSpec("s", 3, 4, 2, cell="lstm", forget_bias=1.0, num_layers=2)
     case = make_case(spec, 13)
-    model = tf1_cells.build(spec, case.params, "float64", lstm_cell=lstm_cell, state_is_tuple=state_is_tuple)
+    model = build("tf1", spec, case.params, "float64", lstm_cell=lstm_cell, state_is_tuple=state_is_tuple)
     report = verify_case(case, "tf1", "float64", model=model)
     assert report.verdict == "equivalent", render.table(report)
 
@@ -72,7 +74,7 @@ def test_trap_forget_bias_dropped(claimed_forget_bias):
     model carrying the same stored bias) computes another function."""
     built = SequenceSpec("fb", 3, 4, 2, cell="lstm", forget_bias=1.0)
     case = make_case(built, 14)
-    model = tf1_cells.build(built, case.params, "float64")
+    model = build("tf1", built, case.params, "float64")
     claimed = type(case)(SequenceSpec("fb", 3, 4, 2, cell="lstm", forget_bias=claimed_forget_bias),
                          case.params, case.batch)
     report = verify_case(claimed, "tf1", "float64", model=model)
@@ -89,7 +91,7 @@ def test_static_bidirectional_rnn_last_output(claimed):
     base = dict(input_size=2, hidden_size=3, output_size=2, cell="lstm", bidirectional=True, return_sequences=False)
     built = SequenceSpec("b", **base, last_output="last_step")
     case = make_case(built, 10, steps=5)
-    model = tf1_cells.build(built, case.params, "float64")
+    model = build("tf1", built, case.params, "float64")
     report = verify_case(type(case)(SequenceSpec("b", **base, last_output=claimed), case.params, case.batch),
                          "tf1", "float64", model=model)
     if claimed == "last_step":
@@ -101,7 +103,7 @@ def test_static_bidirectional_rnn_last_output(claimed):
 def test_build_refuses_what_tf1_cells_cannot_hold():
     spec = SequenceSpec("g", 2, 3, 2, cell="gru", reset_after=True)
     with pytest.raises(ValueError, match="reset_after=False"):
-        tf1_cells.build(spec, make_case(spec, 0).params, "float64")
+        build("tf1", spec, make_case(spec, 0).params, "float64")
 
 
 def test_float32_cancelling_gradient_sum_is_no_false_alarm():

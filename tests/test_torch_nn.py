@@ -1,4 +1,5 @@
-"""torch adapter for nn.RNN/nn.LSTM/nn.GRU (and the LoopStack for options torch lacks): build/extract
+"""torch (the stack adapter, adapters/torch_stack.py) for nn.RNN/nn.LSTM/nn.GRU (and the LoopStack for options
+torch lacks), the recurrent layers of a drawn SequenceSpec fused into one module where torch can: build/extract
 both directions, Hypothesis properties in float64 and float32, and torch's two-bias traps."""
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from adapters import torch_nn
+from adapters import torch_nn, torch_stack
 from reference.spec import SequenceSpec
-from tests.recurrent_strategies import cases, float64_figures, make_case, record, recurrent_specs, verify_case
+from tests.recurrent_strategies import (build, cases, float64_figures, fused_groups, make_case, record, recurrent_specs,
+                                        supports, verify_case)
 from verify import render
 
 torch = pytest.importorskip("torch")
@@ -19,21 +21,21 @@ EXAMPLES = int(os.environ.get("VERIFY_EXAMPLES", "0"))
 
 
 def _torch_specs():
-    return recurrent_specs().filter(lambda s: torch_nn.supports(s) is None)
+    return recurrent_specs().filter(lambda s: supports("torch")(s) is None)
 
 
 @settings(**({"max_examples": EXAMPLES} if EXAMPLES else {}))
-@given(cases(_torch_specs(), torch_nn.supports))
+@given(cases(_torch_specs(), supports("torch")))
 def test_float64_matches_reference(case):
     report = verify_case(case, "torch", "float64")
     assert report.verdict == "equivalent", render.table(report)
     figures = float64_figures(report)
-    record("float64", masked=case.batch.lengths is not None, framework="torch", native=torch_nn.is_native(case.spec), spec=repr(case.spec), **figures)
+    record("float64", masked=case.batch.lengths is not None, framework="torch", native=fused_groups(case.spec) is not None and torch_nn.is_native(case.spec), spec=repr(case.spec), **figures)
     assert figures["norm_rel"] <= 1e-12, (figures, render.table(report))
 
 
 @settings(**({"max_examples": EXAMPLES} if EXAMPLES else {}))
-@given(cases(_torch_specs(), torch_nn.supports))
+@given(cases(_torch_specs(), supports("torch")))
 def test_float32_no_false_alarm(case):
     report = verify_case(case, "torch", "float32")
     record("float32", framework="torch", verdict=report.verdict)
@@ -47,7 +49,7 @@ def test_float32_no_false_alarm(case):
 ], ids=lambda s: s.name)
 def test_extract_reads_back_what_build_wrote(spec):
     case = make_case(spec, 7)
-    got = torch_nn.extract(torch_nn.build(spec, case.params, "float64"))
+    got = torch_stack.extract(build("torch", spec, case.params, "float64"))
     assert list(got) == list(case.params)
     for name, value in case.params.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
@@ -78,10 +80,11 @@ def test_trap_lstm_bias_copied_into_both_torch_biases(port):
     """A port that writes the one Keras/canonical LSTM bias into bias_ih AND bias_hh doubles it."""
     spec = SequenceSpec("lstm", 3, 4, 2, cell="lstm")
     case = make_case(spec, 11)
-    model = torch_nn.build(spec, case.params, "float64")
+    model = build("torch", spec, case.params, "float64")
     if port == "bias_in_both":
+        rnn = model.owner(model.groups[0])  # the nn.LSTM
         with torch.no_grad():
-            model.rnn.rnn.bias_hh_l0.copy_(model.rnn.rnn.bias_ih_l0)
+            rnn.bias_hh_l0.copy_(rnn.bias_ih_l0)
     read_back = verify_case(case, "torch", "float64", model=model)
     outputs = verify_case(case, "torch", "float64", model=model, intended=True)
     if port == "correct":
@@ -97,9 +100,9 @@ def test_trap_gru_recurrent_bias_folded_into_input_bias(port):
     bias_ih (as for an LSTM, where the two only ever appear as a sum) computes another function."""
     spec = SequenceSpec("gru", 3, 4, 2, cell="gru", reset_after=True)
     case = make_case(spec, 12)
-    model = torch_nn.build(spec, case.params, "float64")
+    model = build("torch", spec, case.params, "float64")
     if port == "recurrent_bias_folded":
-        rnn = model.rnn.rnn
+        rnn = model.owner(model.groups[0])  # the nn.GRU
         with torch.no_grad():
             rnn.bias_ih_l0.add_(rnn.bias_hh_l0)
             rnn.bias_hh_l0.zero_()
