@@ -43,6 +43,8 @@ BUGS = {
                    "in both bias_ih and bias_hh"),
     "bias nowhere": ("head/bias", lambda p: p.update({"head/bias": 0 * p["head/bias"]}), "in neither"),
     "directions": ("lstm/fw/recurrent_kernel", _swap_dirs, "directions swapped"),
+    "forget_bias": ("lstm/fw/bias", lambda p: p.update({"lstm/fw/bias": p["lstm/fw/bias"] + np.repeat([0, 1.0, 0, 0], 3)}),
+                    "forget-gate block moved by +1: a run-time forget_bias"),
     "rows shifted": ("emb/embeddings", lambda p: p.update({"emb/embeddings": np.roll(p["emb/embeddings"], 1, axis=0)}),
                      "rows shifted by 1"),
 }

@@ -9,6 +9,7 @@ other side's tensor within the same allowance is the diagnosis:
 * a square kernel stored without its transpose;
 * the gate blocks of a gate-stacked tensor in another order (every permutation is tried);
 * a bias in both of torch's biases (so it counts twice), or in neither;
+* an LSTM forget-gate bias moved by a constant (TF1's run-time forget_bias not folded in, or twice);
 * the two directions of a bidirectional layer swapped;
 * embedding rows shifted by a few ids (an off-by-one padding index).
 """
@@ -68,6 +69,14 @@ def diagnose(name: str, got: np.ndarray, want: np.ndarray, gates: tuple[str, ...
             return f"{mine} holds {theirs} in both bias_ih and bias_hh, which torch adds: the bias counts twice"
         if _close(got, np.zeros_like(want), allow):
             return f"{mine} is zero where {theirs} is not: the bias is in neither of torch's biases"
+    if suffix == "bias" and gates == ("i", "f", "g", "o"):
+        h = want.shape[-1] // 4
+        shift = got - want
+        c = float(np.median(shift[h:2 * h]))
+        others = np.concatenate([shift[:h], shift[2 * h:]])
+        if c != 0 and _close(got[h:2 * h], want[h:2 * h] + c, allow) and _close(others, 0 * others, allow):
+            return (f"{mine} holds {theirs} with its forget-gate block moved by {c:+.6g}: a run-time forget_bias "
+                    "(TF1's BasicLSTMCell adds 1.0) missing from, or added twice to, the stored bias")
     if suffix == "embeddings":
         for shift in (1, -1, 2, -2, 3, -3):
             a, b = (got[shift:], want[:-shift]) if shift > 0 else (got[:shift], want[-shift:])
