@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from adapters.errors import BadInput
+
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
@@ -28,7 +30,7 @@ _MAX_CONFIG = 64 << 20      # a config.json larger than this is no model of this
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class BadFile(ValueError):
+class BadFile(BadInput):
     """A model file this tool cannot use; the message is one line: the path, then what was expected."""
 
     def __init__(self, path: str, reason: str):

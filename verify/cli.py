@@ -1,11 +1,15 @@
-"""Command line: argparse, then library calls, then exit codes (0 equivalent, 1 mismatch, 2 bad usage or input)."""
+"""Command line: argparse, then library calls, then exit codes (0 equivalent, 1 mismatch, 2 bad usage or input,
+3 could not complete)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import tempfile
+import traceback
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -32,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    c.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
     i = sub.add_parser("inspect", help="what a model file holds: layers, options, where each tensor goes")
     i.add_argument("file", help="a Keras file (.keras, .h5), torch weights (.pt, .pth, .safetensors) or a TF1 "
                                 "checkpoint prefix")
@@ -46,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--dtype", default="float32", help="dtype of the verification: float32 or float64")
     o.add_argument("--seed", type=int, default=0, help="seed for the verification inputs (default 0)")
     o.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    o.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
     return p
 
 
@@ -73,36 +79,35 @@ def _cmd_list() -> int:
     return EXIT_OK
 
 
-def _open_json(path: str | None):
-    """Opened before the work, so a bad path costs nothing."""
+def _open_json(path: str | None) -> str | None:
+    """Checked before the work, so a bad path costs nothing; written only at the end, atomically."""
     if not path:
         return None
-    try:
-        return open(path, "w", encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"cannot write JSON report to {path}: {e.strerror}") from None
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK) or os.path.isdir(path):
+        raise UsageError(f"cannot write JSON report to {path}: "
+                         f"{'it is a directory' if os.path.isdir(path) else 'no writable directory ' + directory}")
+    return path
 
 
-def _discard(json_file) -> None:
-    """No report: leave no empty or half-written JSON file behind."""
-    if json_file is not None:
-        json_file.close()
-        os.remove(json_file.name)
+def _write_json(path: str | None, text: str) -> None:
+    """The whole report or nothing: written beside the target, then renamed over it."""
+    if path is None:
+        return
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".json", dir=os.path.dirname(os.path.abspath(path)))
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, path)
 
 
 def _progress(quiet: bool):
     return (lambda s: None) if quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
 
 
-def _finish(report, json_file) -> int:
+def _finish(report, json_path: str | None) -> int:
     from verify import render
-    try:
-        print(render.table(report))
-        if json_file is not None:
-            json_file.write(render.to_json(report) + "\n")
-    finally:
-        if json_file is not None:
-            json_file.close()
+    print(render.table(report))
+    _write_json(json_path, render.to_json(report))
     return EXIT_OK if report.verdict == "equivalent" else EXIT_MISMATCH
 
 
@@ -116,16 +121,12 @@ def _cmd_compare_files(args: argparse.Namespace) -> int:
         raise UsageError("give --keras or --tf1-checkpoint, not both: one of them is the architecture")
     if args.tf1_checkpoint and args.torch_module:
         raise UsageError("--torch-module goes with --keras; with --tf1-checkpoint give --torch WEIGHTS.pt")
-    json_file = _open_json(args.json)
-    try:
-        report = api.compare_files(keras=args.keras, torch=args.torch, torch_module=args.torch_module,
-                                   tf1_checkpoint=args.tf1_checkpoint, forget_bias=args.forget_bias,
-                                   activation=args.activation, inputs=args.inputs, targets=args.targets,
-                                   dtype=args.dtype, seed=args.seed, progress=_progress(args.quiet))
-    except BaseException:
-        _discard(json_file)
-        raise
-    return _finish(report, json_file)
+    json_path = _open_json(args.json)
+    report = api.compare_files(keras=args.keras, torch=args.torch, torch_module=args.torch_module,
+                               tf1_checkpoint=args.tf1_checkpoint, forget_bias=args.forget_bias,
+                               activation=args.activation, inputs=args.inputs, targets=args.targets,
+                               dtype=args.dtype, seed=args.seed, progress=_progress(args.quiet))
+    return _finish(report, json_path)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -154,16 +155,48 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              f"{args.model!r}; expected a comma-separated subset of: {', '.join(available)}")
     if args.dtype not in engine.DTYPES:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
-    json_file = _open_json(args.json)
-    try:
-        report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
-    except BaseException:
-        _discard(json_file)
-        raise
-    return _finish(report, json_file)
+    json_path = _open_json(args.json)
+    report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
+    return _finish(report, json_path)
+
+
+def _could_not_complete(e: BaseException, args: argparse.Namespace | None, debug: bool) -> int:
+    """Exit 3: one line naming the phase and the framework, the traceback in a file (or on stderr with --debug),
+    and the JSON report, when one was asked for, with verdict "error"."""
+    from verify import stage
+    phase, framework = stage.of(e) or ("setup", None)
+    text = "".join(traceback.format_exception(e))
+    if debug:
+        sys.stderr.write(text)
+        trace = "printed above"
+    else:
+        fd, trace = tempfile.mkstemp(prefix="verify-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    first = (str(e).strip().splitlines() or [""])[0]
+    who = f"{framework}: " if framework else ""
+    print(f"error: could not complete: {who}{phase} raised {type(e).__name__}: {first} (traceback: {trace})",
+          file=sys.stderr)
+    json_path = getattr(args, "json", None)
+    if isinstance(json_path, str):
+        model = getattr(args, "model", None) or getattr(args, "keras", None) or getattr(args, "tf1_checkpoint", None)
+        report = {"verdict": "error", "model": model, "dtype": getattr(args, "dtype", None),
+                  "seed": getattr(args, "seed", None),
+                  "error": {"phase": phase, "framework": framework, "type": type(e).__name__, "message": first,
+                            "traceback": trace},
+                  "checks": []}
+        try:
+            _write_json(json_path, json.dumps(report, indent=2))
+        except OSError:
+            pass
+    return EXIT_INCOMPLETE
 
 
 def main(argv: list[str] | None = None) -> int:
+    from adapters.errors import BadInput
+    from verify import stage
+    args = None
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = _parser().parse_args(argv)
         if args.command == "list":
@@ -182,7 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, KeyError) as e:  # bad input found by the library: one line, no traceback
-        msg = e.args[0] if e.args else repr(e)
-        print(f"error: {msg}", file=sys.stderr)
+    except BadInput as e:  # bad input, wherever it was found: one line, no traceback
+        print(f"error: {e.args[0] if e.args else e!r}", file=sys.stderr)
         return EXIT_USAGE
+    except (ValueError, KeyError) as e:
+        if stage.of(e) is not None:  # raised inside a run: the tool's own failure, not the user's input
+            return _could_not_complete(e, args, debug)
+        print(f"error: {e.args[0] if e.args else e!r}", file=sys.stderr)  # bad input found before any work
+        return EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - every other failure is reported as 'could not complete'
+        return _could_not_complete(e, args, debug)

@@ -12,7 +12,7 @@ import numpy as np
 from adapters import registry
 from reference.params import init_params
 from reference.spec import Batch, SequenceSpec
-from verify import noise, tolerance, zoo
+from verify import noise, stage, tolerance, zoo
 from verify.compare import Results, compare_results, compare_tensor
 from verify.report import Allowance, Check, Report
 
@@ -132,7 +132,8 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
         registry.get(fw, spec)  # unknown framework or family: fail before any work
     if entry.train is not None:  # a model trained before it is verified: verify/training.py
         from verify import training
-        return training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress)
+        with stage.phase("training, then verifying"):
+            return training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress)
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
     batch = entry.make_batch(spec, rng)
@@ -145,11 +146,13 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     for fw in frameworks:
         t = time.perf_counter()
         progress(f"{fw}: building, reading back and running the model ({dtype})")
-        run = run_framework(fw, spec, params, batch, dtype)
+        with stage.phase("building and running", fw):
+            run = run_framework(fw, spec, params, batch, dtype)
         timings[f"{fw}: build+run"] = time.perf_counter() - t
         t = time.perf_counter()
         progress(f"{fw}: recomputing in the reference and comparing")
-        fw_checks, ref, allow = check_run(spec, batch, dtype, run, built_from=params)
+        with stage.phase("recomputing in the reference", fw):
+            fw_checks, ref, allow = check_run(spec, batch, dtype, run, built_from=params)
         hidden += unseen(ref, run)
         timings[f"{fw}: verify"] = time.perf_counter() - t
         runs.append(run)

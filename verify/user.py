@@ -16,11 +16,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from adapters.errors import BadInput
 from reference import stack
 from reference.layers import Embedding, Masking, Recurrent
 from reference.spec import Batch
 from reference.stack import StackSpec
-from verify import engine, tolerance, weights
+from verify import engine, stage, tolerance, weights
 from verify.compare import Results, compare_results
 from verify.report import Check, Report
 
@@ -156,7 +157,7 @@ def module_side(spec: StackSpec, module: Any, label: str) -> Side:
             return torch_stack.run_module(module, spec, groups, batch, dt)
         except (RuntimeError, TypeError, IndexError) as e:  # the user's forward cannot take these inputs
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ValueError(f"{label}: forward(x) raised {type(e).__name__} on inputs of shape "
+            raise BadInput(f"{label}: forward(x) raised {type(e).__name__} on inputs of shape "
                              f"{batch.inputs.shape}: {first}") from None
     note = (f"torch: {label}: its own forward(x) is run: its prediction, loss, accuracy and gradients are checked; "
             "its inner outputs and states are not visible")
@@ -176,7 +177,7 @@ def load_tf1(prefix: str, forget_bias: float, activation: str, return_sequences:
 
     def run(batch: Batch, dt: str) -> Results:  # the TF1 cells themselves, forget_bias added at run time
         if seq is None:
-            raise ValueError("this checkpoint's layers cannot be run as one TF1 cell stack")
+            raise BadInput(f"{prefix}: its layers cannot be run as one TF1 cell stack")
         results = tf1_cells.run(tf1_cells.build(seq, params, dt), seq, batch, dt)
         if "hidden" in results["output"]:  # the top layer's sequence, by its layer name as the stack names it
             results["output"][spec.recurrent_layers[-1].name] = results["output"].pop("hidden")
@@ -309,7 +310,8 @@ def compare_sides(spec: StackSpec, sides: list[Side], batch: Batch, dtype: str, 
         checks += weights.compare_params(side.params, primary.params, side.framework, primary.framework, "float32",
                                          lambda n: stack.gate_blocks(spec, n), namer)
     t = time.perf_counter()
-    ref, allow = engine.reference_and_allowances(spec, primary.params, batch, dtype)
+    with stage.phase("reference"):
+        ref, allow = engine.reference_and_allowances(spec, primary.params, batch, dtype)
     timings["reference"] = time.perf_counter() - t
     time_axis, gates = engine._locators(spec)
     produced: list[tuple[Side, Results]] = []
@@ -317,7 +319,8 @@ def compare_sides(spec: StackSpec, sides: list[Side], batch: Batch, dtype: str, 
     for side in sides:
         progress(f"{side.framework}: running {side.label} ({dtype})")
         t = time.perf_counter()
-        results = side.run(batch, dtype)
+        with stage.phase("running", side.framework):
+            results = side.run(batch, dtype)
         timings[f"{side.framework}: run"] = time.perf_counter() - t
         mine = _restrict(ref, results)
         unseen += [f"{side.framework} {q}/{n}" for q in ref for n in ref[q] if n not in mine.get(q, {})]
