@@ -2,9 +2,9 @@
 
 A ``TensorMap`` says which framework tensor(s) hold a canonical tensor and which transform turns
 the framework array into the canonical one. When several framework tensors are listed (torch's
-``bias_ih`` and ``bias_hh``), extraction adds them and building writes the value into the first
-and zeros into the others: this is exact for the simple RNN, whose two biases only ever appear
-as a sum.
+``bias_ih`` and ``bias_hh``), extraction adds them and building writes the value into the first and zeros into
+the other (or half into each, for models built to be verified): this is exact for the simple RNN
+and the LSTM, whose two biases only ever appear as a sum.
 
 The same table drives ``build`` (canonical -> framework, the inverse transform) and ``extract``
 (framework -> canonical), so the two directions cannot disagree.
@@ -104,8 +104,10 @@ def to_canonical(table: tuple[TensorMap, ...], tensors: dict[str, np.ndarray], p
 
 
 def from_canonical(table: tuple[TensorMap, ...], params: dict[str, np.ndarray], prefix: str,
-                   fmt: dict | None = None) -> dict[str, np.ndarray]:
-    """Canonical arrays -> framework tensors by framework name (extra summands set to zero)."""
+                   fmt: dict | None = None, split: bool = False) -> dict[str, np.ndarray]:
+    """Canonical arrays -> framework tensors by framework name. A tensor stored as a sum of two goes into the
+    first, the second zero; with ``split``, half into each (exact: halving is a power-of-two scaling), so that a
+    reader that ignored the second summand would be caught."""
     out: dict[str, np.ndarray] = {}
     for entry in table:
         key = f"{prefix}/{entry.canonical}"
@@ -113,9 +115,10 @@ def from_canonical(table: tuple[TensorMap, ...], params: dict[str, np.ndarray], 
             continue
         value = np.ascontiguousarray(TRANSFORMS[entry.transform][1](params[key]))
         names = [n.format(**(fmt or {})) for n in entry.framework]
-        out[names[0]] = value
+        second = value * 0.5 if split and len(names) == 2 else np.zeros_like(value)
+        out[names[0]] = value - second
         for extra in names[1:]:
-            out[extra] = np.zeros_like(value)
+            out[extra] = second
     return out
 
 

@@ -270,15 +270,18 @@ def load(model: Any, tensors: dict[str, dict[str, np.ndarray]], source: str = "s
     return model
 
 
-def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: list[Group] | None = None) -> Any:
-    """A torch model holding exactly ``params`` (cast to ``dtype``); the canonical bias goes into bias_ih."""
+def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: list[Group] | None = None,
+          split_bias: bool = True) -> Any:
+    """A torch model holding exactly ``params`` (cast to ``dtype``). A simple RNN's or LSTM's canonical bias is
+    split in halves over bias_ih and bias_hh (exact), so that a second bias is never silently zero; ``port``
+    writes it into bias_ih and zeros, as a port usually does (``split_bias=False``)."""
     stack.check_params(spec, params)
     model = empty(spec, groups, dtype)
     tensors: dict[str, dict[str, np.ndarray]] = {}
     for g in model.groups:
         values: dict[str, np.ndarray] = {}
         for table, pre, fmt in _tables(spec, g):
-            values.update(tables.from_canonical(table, params, pre, fmt))
+            values.update(tables.from_canonical(table, params, pre, fmt, split=split_bias))
         tensors[g.module] = {n: v.astype(dtype) for n, v in values.items()}
     return load(model, tensors, f"torch model {spec.name}")
 

@@ -82,9 +82,11 @@ def test_trap_lstm_bias_copied_into_both_torch_biases(port):
     case = make_case(spec, 11)
     model = build("torch", spec, case.params, "float64")
     if port == "bias_in_both":
-        rnn = model.owner(model.groups[0])  # the nn.LSTM
+        rnn = model.owner(model.groups[0])  # the nn.LSTM, its bias split over bias_ih and bias_hh
         with torch.no_grad():
-            rnn.bias_hh_l0.copy_(rnn.bias_ih_l0)
+            full = rnn.bias_ih_l0 + rnn.bias_hh_l0  # the canonical bias, written into both
+            rnn.bias_ih_l0.copy_(full)
+            rnn.bias_hh_l0.copy_(full)
     read_back = verify_case(case, "torch", "float64", model=model)
     outputs = verify_case(case, "torch", "float64", model=model, intended=True)
     if port == "correct":

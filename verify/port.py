@@ -56,11 +56,11 @@ def port(source: str, to: str, output: str, like: str | None = None, forget_bias
     try:
         if kind == "keras" and to == "torch":
             spec, side = user.load_keras(source, "float32")
-            _write_torch(tmp, torch_stack.state_dict(torch_stack.build(spec, side.params, "float32")))
+            _write_torch(tmp, torch_stack.state_dict(torch_stack.build(spec, side.params, "float32", split_bias=False)))
             report = api.compare_files(keras=source, torch=tmp, dtype=dtype, seed=seed, progress=progress)
         elif kind == "tf1" and to == "torch":
             spec, side = user.load_tf1(source, forget_bias, activation)
-            _write_torch(tmp, torch_stack.state_dict(torch_stack.build(spec, side.params, "float32")))
+            _write_torch(tmp, torch_stack.state_dict(torch_stack.build(spec, side.params, "float32", split_bias=False)))
             report = api.compare_files(tf1_checkpoint=source, torch=tmp, forget_bias=forget_bias,
                                        activation=activation, dtype=dtype, seed=seed, progress=progress)
         elif kind == "torch" and to == "keras":
