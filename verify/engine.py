@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -14,6 +14,7 @@ from reference.params import init_params
 from reference.spec import Batch, SequenceSpec
 from verify import noise, stage, tolerance, zoo
 from verify.compare import Results, compare_results, compare_tensor
+from verify.odd_one_out import odd_one_out
 from verify.report import Allowance, Check, Report
 
 DTYPES = ("float32", "float64")
@@ -133,7 +134,8 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     if entry.train is not None:  # a model trained before it is verified: verify/training.py
         from verify import training
         with stage.phase("training, then verifying"):
-            return training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress)
+            report = training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress)
+        return replace(report, notes=report.notes + tuple(odd_one_out(report.checks)))
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
     batch = entry.make_batch(spec, rng)
@@ -162,4 +164,5 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
         for j in range(i + 1, len(runs)):
             checks += cross_check(spec, dtype, runs[i], runs[j], allows[i], allows[j])
     notes = (spec.description,) + ((f"not visible, so not checked: {', '.join(hidden)}",) if hidden else ())
+    notes += tuple(odd_one_out(checks))
     return Report(name, dtype, seed, tuple(frameworks), vers, tuple(checks), notes, timings)

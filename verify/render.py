@@ -75,6 +75,7 @@ def failures(report: Report, limit: int = 10) -> str:
     """The verdict line and the first failing checks, each with its place, its numbers and its diagnosis."""
     bad = report.failures
     lines = [f"verdict: mismatch ({len(bad)} of {len(report.checks)} checks failed)"]
+    lines += [f"  {n}" for n in report.notes if n.startswith("the reference is the odd one out")]
     for c in bad[:limit]:
         where = f" at index {c.where}" if c.where else ""
         step = f", first bad step {c.first_bad_step}" if c.first_bad_step is not None else ""

@@ -23,6 +23,7 @@ from reference.spec import Batch
 from reference.stack import StackSpec
 from verify import engine, stage, tolerance, weights
 from verify.compare import Results, compare_results
+from verify.odd_one_out import odd_one_out
 from verify.report import Check, Report
 
 STEPS, BATCH = 6, 4
@@ -335,7 +336,7 @@ def compare_sides(spec: StackSpec, sides: list[Side], batch: Batch, dtype: str, 
                                       lambda q, n: tolerance.combined(allow[(q, n)], allow[(q, n)]), dtype,
                                       time_axis, gates)
     checks = [_label(spec, sides, c) for c in checks]
-    extra = tuple(n for s in sides for n in s.notes)
+    extra = tuple(n for s in sides for n in s.notes) + tuple(odd_one_out(checks))
     if unseen:
         extra += (f"not produced, so not checked: {', '.join(unseen[:8])}" + (" ..." if len(unseen) > 8 else ""),)
     versions = {"python": engine.platform.python_version(), "numpy": np.__version__}
