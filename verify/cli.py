@@ -76,6 +76,8 @@ def _cmd_list() -> int:
     width = max(map(len, zoo.MODELS))
     for name, entry in zoo.MODELS.items():
         print(f"{name:<{width}}  {entry.spec.description}")
+    print(f"{'random':<{width}}  a layer stack drawn from --seed (cells, activations, embeddings, masks, "
+          "directions, merge modes); the report names it")
     return EXIT_OK
 
 
@@ -142,9 +144,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if not args.model:
         raise UsageError("the following arguments are required: --model NAME, or --keras MODEL.keras / "
                          "--tf1-checkpoint PREFIX with --torch WEIGHTS.pt")
-    if args.model not in zoo.MODELS:
-        raise UsageError(f"unknown model {args.model!r}; expected one of: {', '.join(zoo.MODELS)}")
-    available = zoo.MODELS[args.model].frameworks
+    if args.model == "random":
+        from verify import random_model
+        available = random_model.entry(args.seed).frameworks
+    elif args.model not in zoo.MODELS:
+        raise UsageError(f"unknown model {args.model!r}; expected one of: {', '.join(zoo.MODELS)}, or random")
+    else:
+        available = zoo.MODELS[args.model].frameworks
     if args.frameworks is None:
         frameworks = available
     else:

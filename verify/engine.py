@@ -127,7 +127,11 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     """The whole ``compare`` for a zoo model: a deterministic function of its arguments."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
-    entry = zoo.get(name)
+    if name == "random":
+        from verify import random_model
+        entry = random_model.entry(seed)
+    else:
+        entry = zoo.get(name)
     spec = entry.spec
     for fw in frameworks:
         registry.get(fw, spec)  # unknown framework or family: fail before any work
