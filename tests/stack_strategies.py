@@ -10,11 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from reference import stack
 from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent
 from reference.params import init_params
-from reference.spec import Batch
 from reference.stack import StackSpec
+from verify import random_model
 
 
 @dataclass(frozen=True)
@@ -68,24 +67,9 @@ def stack_specs(draw: st.DrawFn) -> StackSpec:
                      accuracy="argmax" if softmax else "abs_tol")
 
 
-def make_stack_case(spec: StackSpec, seed: int, batch: int = 3, steps: int = 4, masked_zero_output: bool = True
-                    ) -> StackCase:
-    """Weights, inputs (trailing padding for masks), targets for the loss, a non-zero value for every state."""
+def make_stack_case(spec: StackSpec, seed: int, batch: int = 3, steps: int = 4) -> StackCase:
+    """Weights, inputs (trailing padding where a mask is made), targets for the loss, every state non-zero:
+    the same batch as ``compare --model random`` draws."""
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
-    first = spec.layers[0]
-    if isinstance(first, Embedding):
-        x = rng.integers(1 if first.mask_zero else 0, first.input_dim, size=(batch, steps))
-        if first.mask_zero:
-            x[1, steps - 1:] = 0
-    else:
-        x = rng.uniform(-1.0, 1.0, size=(batch, steps, spec.input_size))
-        if isinstance(first, Masking):
-            x[1, steps - 1:] = first.mask_value
-    lead = (batch, steps) if spec.return_sequences else (batch,)
-    if spec.loss == "prob_ce":
-        targets = rng.integers(0, spec.output_size, size=lead)
-    else:
-        targets = rng.uniform(-1.0, 1.0, size=lead + (spec.output_size,))
-    states = {n: rng.uniform(-0.5, 0.5, size=s) for n, s in stack.state_shapes(spec, batch).items()}
-    return StackCase(spec, params, Batch(x, targets, states))
+    return StackCase(spec, params, random_model.make_batch(spec, rng, batch, steps))

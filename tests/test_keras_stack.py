@@ -388,8 +388,8 @@ def test_keras_last_output_of_a_padded_sequence(zero_output: bool, go_backwards:
     spec = StackSpec("last", 2, (Masking("m"), Recurrent("r", "lstm", 3, return_sequences=False,
                                                          zero_output_for_mask=zero_output, go_backwards=go_backwards),
                                  Dense("d", 2)))
-    case = make_stack_case(spec, 11, steps=5)  # sequence 1 ends in one padded step
+    case = make_stack_case(spec, 11, steps=5)  # sequences 1 and 2 end in padded steps, sequence 0 does not
     results = keras_stack.run(keras_stack.build(spec, case.params, "float64"), spec, case.batch, "float64")
     zero_rows = np.all(results["output"]["r"] == 0.0, axis=-1).tolist()
-    assert zero_rows == [False, zero_output and not go_backwards, False]
+    assert zero_rows == [False] + [zero_output and not go_backwards] * 2
     _assert_equivalent(spec, case.params, case.batch, results)
