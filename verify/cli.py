@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     c.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
+    c.add_argument("--table", action="store_true", help="print every check, not just the summary")
     i = sub.add_parser("inspect", help="what a model file holds: layers, options, where each tensor goes")
     i.add_argument("file", help="a Keras file (.keras, .h5), torch weights (.pt, .pth, .safetensors) or a TF1 "
                                 "checkpoint prefix")
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=int, default=0, help="seed for the verification inputs (default 0)")
     o.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     o.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
+    o.add_argument("--table", action="store_true", help="print every check, not just the summary")
     return p
 
 
@@ -106,9 +108,9 @@ def _progress(quiet: bool):
     return (lambda s: None) if quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
 
 
-def _finish(report, json_path: str | None) -> int:
+def _finish(report, json_path: str | None, full: bool = False) -> int:
     from verify import render
-    print(render.table(report))
+    print(render.table(report) if full else render.summary(report))
     _write_json(json_path, render.to_json(report))
     return EXIT_OK if report.verdict == "equivalent" else EXIT_MISMATCH
 
@@ -128,7 +130,7 @@ def _cmd_compare_files(args: argparse.Namespace) -> int:
                                tf1_checkpoint=args.tf1_checkpoint, forget_bias=args.forget_bias,
                                activation=args.activation, inputs=args.inputs, targets=args.targets,
                                dtype=args.dtype, seed=args.seed, progress=_progress(args.quiet))
-    return _finish(report, json_path)
+    return _finish(report, json_path, args.table)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -163,7 +165,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
     json_path = _open_json(args.json)
     report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
-    return _finish(report, json_path)
+    return _finish(report, json_path, args.table)
 
 
 def _could_not_complete(e: BaseException, args: argparse.Namespace | None, debug: bool) -> int:
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             report = port.port(args.source, args.to, args.output, like=args.like, forget_bias=args.forget_bias,
                                activation=args.activation, dtype=args.dtype, seed=args.seed,
                                progress=_progress(args.quiet))
-            return _finish(report, None)
+            return _finish(report, None, args.table)
         return _cmd_compare(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

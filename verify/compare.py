@@ -30,7 +30,11 @@ def compare_tensor(framework: str, against: str, quantity: str, name: str, x: np
                      Allowance(allowance.atol, allowance.rtol, why, allowance.rule), False)
     finite = np.isfinite(x)
     diff = np.where(finite, np.abs(x - ref), np.inf)
-    bad = diff > allowance.atol + allowance.rtol * np.abs(ref)
+    limit = allowance.atol + allowance.rtol * np.abs(ref)
+    bad = diff > limit
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero allowance: any difference uses it infinitely
+        shares = np.where(diff == 0, 0.0, diff / limit)
+    used = float(np.max(shares)) if diff.size else 0.0
     where = tuple(int(i) for i in np.unravel_index(np.argmax(diff), diff.shape)) if diff.size else ()
     max_abs = float(diff.max()) if diff.size else 0.0
     nonzero = ref != 0
@@ -58,7 +62,7 @@ def compare_tensor(framework: str, against: str, quantity: str, name: str, x: np
         value, reference_value = float(x.reshape(-1)[0]), float(ref.reshape(-1)[0])
     return Check(framework, against, quantity, name, tuple(ref.shape), dtype, max_abs, max_rel, norm_rel, ulp,
                  where, int(bad.sum()), int(ref.size), allowance, not bad.any(), first_bad_step, gate, bad_gates,
-                 value, reference_value)
+                 value, reference_value, used=used)
 
 
 def compare_results(framework: str, against: str, results: Results, ref: Results,

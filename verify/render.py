@@ -71,6 +71,32 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def summary(report: Report) -> str:
+    """What a person reads first: per compared pair the worst share of its allowance used and the worst
+    normwise error, the scalar values, the timings, and the verdict with the failing rows and diagnoses."""
+    lines = [f"model {report.model} | dtype {report.dtype} | seed {report.seed} | "
+             + ", ".join(f"{k} {v}" for k, v in report.versions.items())]
+    lines += [f"  {n}" for n in report.notes]
+    measured = [c for c in report.checks if c.quantity != "parameter"]
+    for pair in dict.fromkeys((c.framework, c.against) for c in report.checks):
+        mine = [c for c in report.checks if (c.framework, c.against) == pair]
+        label = pair[0].replace("~", " vs ") if "~" in pair[0] else f"{pair[0]} vs {pair[1]}"
+        worst = max(mine, key=lambda c: c.used)
+        norm = max((c for c in mine if c in measured), key=lambda c: c.norm_rel, default=None)
+        tail = f"; worst norm_rel {_num(norm.norm_rel)} ({norm.quantity} {norm.name})" if norm else ""
+        lines.append(f"  {label}: {len(mine)} checks, {sum(not c.ok for c in mine)} failed; worst used "
+                     f"{worst.used:.3g} of its allowance ({worst.quantity} {worst.name}){tail}")
+    scalars = [c for c in report.checks if c.quantity in ("loss", "accuracy") and c.value is not None
+               and "~" not in c.framework]
+    lines += [f"  {c.framework} {c.quantity} {c.name}: {c.value:.10g} | {c.against} {c.reference_value:.10g}"
+              for c in scalars]
+    if report.timings:
+        lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
+    lines.append(failures(report) if report.failures else f"verdict: equivalent ({len(report.checks)} checks; "
+                                                            "--table lists every one)")
+    return "\n".join(lines)
+
+
 def failures(report: Report, limit: int = 10) -> str:
     """The verdict line and the first failing checks, each with its place, its numbers and its diagnosis."""
     bad = report.failures

@@ -40,6 +40,7 @@ class Check:
     reference_value: float | None = None  # ... and the value of the side it is compared with
     diagnosis: str | None = None          # what a mismatching parameter holds instead ("... transposed")
     layer: str | None = None              # the layer in each side's own names ("keras lstm / torch rnn1")
+    used: float = 0.0                     # share of the allowance used: max |x - ref| / (atol + rtol |ref|)
 
 
 @dataclass(frozen=True)
