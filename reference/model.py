@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import metrics, stack
-from reference.layout import (RNN_PREFIX, check_params, gate_blocks, initial_state_gradient_name,  # noqa: F401
+from reference.layout import (check_params, gate_blocks, initial_state_gradient_name,  # noqa: F401
                               param_shapes, prefix, state_names, state_shapes)
 from reference.spec import Batch, SequenceSpec
 
@@ -35,37 +35,13 @@ Results = dict[str, dict[str, np.ndarray]]
 
 def initial_states(spec: SequenceSpec, batch: Batch) -> dict[str, np.ndarray]:
     """Every initial state by canonical name: the batch's, or zeros where it gives none."""
-    b = batch.inputs.shape[0]
-    given = batch.initial_state
-    if given is None:
-        given = {}
-    elif not isinstance(given, dict):
-        given = {RNN_PREFIX: given}
-    shapes = state_shapes(spec, b)
-    unknown = [n for n in given if n not in shapes]
-    if unknown:
-        raise ValueError(f"initial state(s) {unknown} are not states of {spec.name!r}; expected {list(shapes)}")
-    out = {}
-    for name, shape in shapes.items():
-        value = given.get(name)
-        if value is None:
-            value = np.zeros(shape, batch.inputs.dtype)
-        elif tuple(value.shape) != shape:
-            raise ValueError(f"initial state {name}: expected shape {shape}, got {tuple(value.shape)}")
-        out[name] = value
-    return out
-
-
-def mask_of(batch: Batch) -> np.ndarray | None:
-    """(B, T) booleans: step t of sequence b is real when t < lengths[b]; None without lengths."""
-    return stack.lengths_mask(batch)
+    return stack.initial_states(stack.from_sequence(spec), batch)
 
 
 def forward(spec: SequenceSpec, params: dict, batch: Batch) -> tuple[Results, dict]:
     """Outputs, final states, loss and accuracy, and the cache for ``backward``: the layer stack of
     ``stack.from_sequence(spec)``, with the top layer's sequence reported as ``hidden``."""
-    check_params(spec, params)
-    layered = stack.from_sequence(spec)
+    layered = stack.from_sequence(spec)  # stack.forward checks params against the same layout
     results, cache = stack.forward(layered, params, batch)
     top = layered.recurrent_layers[-1].name
     output = {"prediction": results["output"]["prediction"]}
