@@ -111,3 +111,13 @@ def test_impossible_layer_orders_are_refused_by_name(layers: tuple, expected: st
     with pytest.raises(ValueError, match=None) as e:
         StackSpec("bad", 2, layers)
     assert expected in str(e.value)
+
+
+def test_masked_steps_pass_no_gradient_to_the_inputs_without_a_recurrent_layer() -> None:
+    """Masking multiplies its inputs by the mask: a masked step's inputs get zero gradient even when no
+    recurrent layer (which would also stop it) follows."""
+    spec = StackSpec("m", 2, (Masking("mask", 0.0), Dense("dense", 3, "tanh"), Dense("head", 1)))
+    case = make_stack_case(spec, 3, steps=5)
+    g = stack.evaluate(spec, case.params, case.batch)["gradient"]["inputs"]
+    padded = np.all(case.batch.inputs == 0.0, axis=-1)
+    assert padded.any() and np.all(g[padded] == 0) and np.all(np.any(g[~padded] != 0, axis=-1)), g
