@@ -23,6 +23,7 @@ def test_draws_reach_every_layer_kind_and_option() -> None:
     layers = [l for s in specs for l in s.layers]
     rec = [l for l in layers if l.kind == "Recurrent"]
     assert {l.kind for l in layers} == {"Embedding", "Masking", "Dropout", "Dense", "Recurrent"}
+    assert {l.activation for l in layers if l.kind == "Dense"} == {"relu", "tanh", "sigmoid", "linear", "softmax"}
     assert {l.cell for l in rec} == {"lstm", "gru", "simple_rnn"}
     assert {l.merge_mode for l in rec if l.bidirectional} == {"concat", "sum", "mul", "ave"}
     assert {l.recurrent_activation for l in rec} == set(random_model.GATE_ACTS)

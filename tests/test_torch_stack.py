@@ -127,3 +127,19 @@ def test_a_mask_with_gaps_runs_through_the_loop_with_the_native_parameters() -> 
     for q in ("output", "state", "gradient"):
         for n, v in ref[q].items():
             np.testing.assert_allclose(results[q][n], v, rtol=0, atol=1e-13 * max(1.0, np.max(np.abs(v))), err_msg=n)
+
+
+@pytest.mark.parametrize("last_output", ["final", "last_step"])
+def test_bidirectional_last_output_semantics_in_torch(last_output: str) -> None:
+    """final: backward after the whole reversed sequence (Keras); last_step: torch's out[:, -1], whose
+    backward half has seen only the last input. Each built as claimed runs as the reference computes it."""
+    layers = lambda lo: (Recurrent("bi", "lstm", 3, bidirectional=True, return_sequences=False, last_output=lo),
+                         Dense("head", 2))
+    spec = StackSpec("b", 2, layers(last_output))
+    case = make_stack_case(spec, 8, steps=5)
+    report = _verify(case, "float64")
+    assert report.verdict == "equivalent", table(report)
+    other = StackSpec("b", 2, layers("last_step" if last_output == "final" else "final"))
+    a = torch_stack.run(torch_stack.build(spec, case.params, "float64"), spec, case.batch, "float64")
+    b = torch_stack.run(torch_stack.build(other, case.params, "float64"), other, case.batch, "float64")
+    assert np.max(np.abs(a["output"]["prediction"] - b["output"]["prediction"])) > 1e-3
