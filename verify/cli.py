@@ -200,6 +200,11 @@ def _could_not_complete(e: BaseException, args: argparse.Namespace | None, debug
     return EXIT_INCOMPLETE
 
 
+def _message(e: BaseException) -> str:
+    """The exception's own words (a KeyError's str() would quote them)."""
+    return str(e.args[0]) if e.args else repr(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     from adapters.errors import BadInput
     from verify import stage
@@ -224,12 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except BadInput as e:  # bad input, wherever it was found: one line, no traceback
-        print(f"error: {e.args[0] if e.args else e!r}", file=sys.stderr)
+        print(f"error: {_message(e)}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, KeyError) as e:
         if stage.of(e) is not None:  # raised inside a run: the tool's own failure, not the user's input
             return _could_not_complete(e, args, debug)
-        print(f"error: {e.args[0] if e.args else e!r}", file=sys.stderr)  # bad input found before any work
+        print(f"error: {_message(e)}", file=sys.stderr)  # bad input found before any work
         return EXIT_USAGE
     except Exception as e:  # noqa: BLE001 - every other failure is reported as 'could not complete'
         return _could_not_complete(e, args, debug)
