@@ -141,9 +141,9 @@ def _torch_refusal(path: str, error: Exception) -> str:
     calls = _pickle_globals(path)
     if calls is None:
         return f"neither a zip archive written by torch.save nor a pickle (torch.load: {reason})"
-    if calls:
-        return ("the file is a pickle that would run code (torch.load weights_only=True refused it: "
-                f"{reason}; the pickle calls {', '.join(calls[:3])})")
+    if calls:  # torch's own text goes on to suggest weights_only=False: not advice to pass on
+        return ("the file is a pickle that would run code (torch.load weights_only=True refused it: it calls "
+                f"{', '.join(calls[:3])})")
     return f"a pickle that torch.load weights_only=True cannot read ({reason})"
 
 

@@ -26,7 +26,7 @@ EXPECT = {
     "zip_not_keras": "not a Keras archive: no config.json",
     "pickle_code_pt": "pickle that would run code (torch.load weights_only=True refused it: it calls io.open)",
     "pickle_code_bin": "pickle that would run code (torch.load weights_only=True refused it: it calls io.open)",
-    "pickle_code_pth": "pickle that would run code (torch.load weights_only=True refused it: Unsupported operand",
+    "pickle_code_pth": "pickle that would run code (torch.load weights_only=True refused it: it calls io.open)",
     "not_mapping_pt": "holds a Tensor", "non_tensor_value_pt": "key 'step' holds a value of type int",
     "non_str_key_pt": "key 0 is of type int",
     "nan_pt": "tensor 'weight' holds 1 NaN values (of 3)", "nan_safetensors": "tensor 'weight' holds 2 NaN values",
