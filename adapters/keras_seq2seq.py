@@ -276,8 +276,11 @@ def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[
 
 
 def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float, dtype: str,
-          progress: Callable[[str], None] = lambda s: None) -> list[float]:
-    """Plain SGD (keras.optimizers.SGD) on the teacher-forced loss, one step per batch; the losses."""
+          progress: Callable[[str], None] = lambda s: None,
+          after_step: Callable[[int], None] = lambda i: None) -> list[float]:
+    """Plain SGD (keras.optimizers.SGD) on the teacher-forced loss, one step per batch; the losses.
+
+    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
     tf, keras = import_tf()
     opt = keras.optimizers.SGD(learning_rate=lr)
     variables = list(_variables(model).values())
@@ -292,6 +295,7 @@ def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float,
     losses = []
     for i, b in enumerate(batches):
         losses.append(float(step(tf.constant(b.inputs, dtype), tf.constant(b.targets, dtype))))
+        after_step(i)
         if (i + 1) % max(1, len(batches) // 4) == 0 or i + 1 == len(batches):
             progress(f"tensorflow: step {i + 1}/{len(batches)}, training loss {losses[-1]:.4f}")
     return losses

@@ -227,9 +227,11 @@ def build(spec: Seq2SeqSpec, params: dict[str, np.ndarray], dtype: str, variant:
 
 
 def extract(model: Any) -> dict[str, np.ndarray]:
-    """The model's weights in the canonical layout, as float64."""
+    """The model's weights in the canonical layout, as float64 copies (a float64 model's .numpy() would be its
+    live storage, which the next training step overwrites)."""
     table = st.torch_table(model.spec.kind)
-    return st.to_canonical(table, {e.framework[0]: model.get_parameter(e.framework[0]).detach().numpy() for e in table})
+    return st.to_canonical(table, {e.framework[0]: model.get_parameter(e.framework[0]).detach().numpy().copy()
+                                   for e in table})
 
 
 def _loss_acc(logits: Any, targets: Any) -> tuple[Any, Any, Any]:
@@ -264,20 +266,23 @@ def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[
 
 
 def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float, dtype: str,
-          progress: Callable[[str], None] = lambda s: None) -> list[float]:
-    """Plain SGD (torch.optim.SGD) on the teacher-forced loss, one step per batch; the losses."""
+          progress: Callable[[str], None] = lambda s: None,
+          after_step: Callable[[int], None] = lambda i: None) -> list[float]:
+    """Plain SGD (torch.optim.SGD) on the teacher-forced loss, one step per batch; the losses.
+
+    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
     torch = _torch()
     dt = _dtype(dtype)
     params = [p for p, _ in _parameters(model).values()]
     opt = torch.optim.SGD(params, lr=lr)
     losses = []
     with _one_thread():
-        _train_loop(model, batches, opt, dt, losses, progress)
+        _train_loop(model, batches, opt, dt, losses, progress, after_step)
     return losses
 
 
 def _train_loop(model: Any, batches: list[Seq2SeqBatch], opt: Any, dt: Any, losses: list,
-                progress: Callable[[str], None]) -> None:
+                progress: Callable[[str], None], after_step: Callable[[int], None]) -> None:
     torch = _torch()
     for i, b in enumerate(batches):
         y = torch.tensor(b.targets, dtype=dt)
@@ -286,5 +291,6 @@ def _train_loop(model: Any, batches: list[Seq2SeqBatch], opt: Any, dt: Any, loss
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+        after_step(i)
         if (i + 1) % max(1, len(batches) // 4) == 0 or i + 1 == len(batches):
             progress(f"torch: step {i + 1}/{len(batches)}, training loss {losses[-1]:.4f}")

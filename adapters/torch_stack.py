@@ -308,7 +308,7 @@ def tensor_names(spec: StackSpec, groups: list[Group]) -> dict[str, str]:
 
 def extract(model: Any) -> dict[str, np.ndarray]:
     """The model's weights in the canonical layout, float64 (torch's two biases summed)."""
-    owners = {g.module: {n: p.detach().double().numpy() for n, p in model.owner(g).named_parameters()}
+    owners = {g.module: {n: p.detach().double().numpy().copy() for n, p in model.owner(g).named_parameters()}
               for g in model.groups}
     return canonical(model.spec, model.groups, owners)
 

@@ -1,7 +1,7 @@
 """The article's three models (seeds/002) as pure functions: forward, hand-written backward, SGD.
 
 Family module of ``Seq2SeqSpec``: ``param_shapes``, ``check_params``, ``evaluate``, ``time_axis``,
-``gate_blocks`` and ``decision_margins``, as the verifier expects, plus ``sgd_train``.
+``gate_blocks`` and ``decision_margins``, as the verifier expects, plus ``sgd_step`` and ``sgd_train``.
 
 Canonical layout (the article's ``param`` list, in TF's variable creation order):
 
@@ -298,20 +298,29 @@ def loss_only(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch, decoding: st
     return float(forward(spec, params, batch, decoding)[0]["loss"]["loss"])
 
 
+def sgd_step(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch, lr: float
+             ) -> tuple[dict[str, np.ndarray], float, dict[str, np.ndarray]]:
+    """One plain SGD step (p - lr * g) on the teacher-forced loss, in the params' dtype.
+
+    Returns the updated parameters, the loss before the update and the gradients.
+    """
+    lr_ = np.asarray(lr, dtype=next(iter(params.values())).dtype)
+    results, cache = forward(spec, params, batch, "teacher")
+    grads = backward(spec, params, cache)
+    return {n: v - lr_ * grads[n] if n in grads else v for n, v in params.items()}, results["loss"]["loss"], grads
+
+
 def sgd_train(spec: Seq2SeqSpec, params: dict, batches: list[Seq2SeqBatch], lr: float
               ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Plain SGD (p -= lr * g) on the teacher-forced loss, one step per batch, in the params' dtype.
 
     Returns the trained parameters and the loss of every step (before its update).
     """
-    p = {k: v.copy() for k, v in params.items()}
-    lr_ = np.asarray(lr, dtype=next(iter(p.values())).dtype)
+    p = dict(params)
     step_losses = []
     for batch in batches:
-        results, cache = forward(spec, p, batch, "teacher")
-        step_losses.append(results["loss"]["loss"])
-        for name, g in backward(spec, p, cache).items():
-            p[name] = p[name] - lr_ * g
+        p, loss, _ = sgd_step(spec, p, batch, lr)
+        step_losses.append(loss)
     return p, np.asarray(step_losses)
 
 

@@ -52,3 +52,22 @@ def test_wrong_layout_is_refused_naming_the_expected_layout(framework: str) -> N
     with pytest.raises(ValueError, match=r"got 21 tensors, expected 22; missing \['decoder/attention/attn_v'\].*"
                                          r"expected layout: encoder/input_projection/kernel \(7, 5\)"):
         adapter.build(spec, params, "float32")
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_extracted_weights_are_copies_that_training_does_not_overwrite(framework: str, dtype: str) -> None:
+    """The verifier reads the weights after every training step: a float64 torch model's .numpy() is its
+    live storage, so an extract that returned it would show every snapshot as the last one."""
+    adapter = importlib.import_module(ADAPTERS[framework])
+    spec = small_spec("seq2seq")
+    params, _ = small_case(spec, seed=6)
+    model = adapter.build(spec, params, dtype)
+    before = adapter.extract(model)
+    kept = {n: v.copy() for n, v in before.items()}
+    batches = [small_case(spec, seed=s)[1] for s in (7, 8)]
+    adapter.train(model, spec, batches, 0.5, dtype)
+    after = adapter.extract(model)
+    for n in kept:
+        assert np.array_equal(before[n], kept[n]), f"{framework} {dtype}: {n} changed after extraction"
+    assert any(not np.array_equal(after[n], kept[n]) for n in kept), f"{framework}: training changed nothing"

@@ -143,3 +143,19 @@ def test_bidirectional_last_output_semantics_in_torch(last_output: str) -> None:
     a = torch_stack.run(torch_stack.build(spec, case.params, "float64"), spec, case.batch, "float64")
     b = torch_stack.run(torch_stack.build(other, case.params, "float64"), other, case.batch, "float64")
     assert np.max(np.abs(a["output"]["prediction"] - b["output"]["prediction"])) > 1e-3
+
+
+def test_extracted_float64_weights_are_copies_of_the_modules_storage() -> None:
+    """A float64 module's .double().numpy() is its live storage: extract must copy, or editing the model
+    afterwards (a training step, a port) would silently change weights already read back."""
+    import torch
+    spec = _two_layer_lstm()
+    case = make_stack_case(spec, 3)
+    model = torch_stack.build(spec, case.params, "float64")
+    back = torch_stack.extract(model)
+    kept = {n: v.copy() for n, v in back.items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    for n, v in back.items():
+        assert np.array_equal(v, kept[n]), f"{n} changed with the module after extraction"

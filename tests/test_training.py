@@ -101,3 +101,54 @@ def test_a_framework_training_with_another_learning_rate_is_caught(lr_error: flo
     check = report.find("torch", "trained parameter", "output/kernel")
     assert check.ok == (lr_error == 0.0), render.table(report)
     assert report.verdict == ("equivalent" if lr_error == 0.0 else "mismatch"), render.table(report)
+
+
+@pytest.mark.parametrize("dtype,slip", [("float64", 1e-9), ("float32", 1e-3)])
+def test_one_bad_training_step_is_named_at_its_step(dtype: str, slip: float, monkeypatch) -> None:
+    """A framework whose third SGD step alone uses a learning rate ``slip`` too large (relative; float32's
+    rule allows 64 ulp of the largest gradient, so its slip must be larger): the per-step check (the
+    reference stepping from the framework's own weights) names training step 2, and every other step
+    passes; the same training without the slip is equivalent."""
+    from adapters import torch_seq2seq
+    train = torch_seq2seq.train
+
+    def slipping_train(model, spec, batches, lr, dtype, progress=lambda s: None, after_step=lambda i: None):
+        losses = train(model, spec, batches[:2], lr, dtype, progress, after_step)
+        losses += train(model, spec, batches[2:3], lr * (1 + slip), dtype, progress, lambda i: after_step(2 + i))
+        return losses + train(model, spec, batches[3:], lr, dtype, progress, lambda i: after_step(3 + i))
+    setup = TrainSetup(steps=5, batch_size=5, lr=0.5, held_out=6, make_data=_data)
+    spec = small_spec("seq2seq")
+    clean = compare_trained("small_seq2seq", spec, setup, ("torch",), dtype, seed=3)
+    assert all(c.ok for c in clean.checks if c.quantity == "training step"), render.table(clean)
+    monkeypatch.setattr(torch_seq2seq, "train", slipping_train)
+    report = compare_trained("small_seq2seq", spec, setup, ("torch",), dtype, seed=3)
+    steps = [c for c in report.checks if c.quantity == "training step" and c.name != "loss"]
+    assert steps and all(c.against == "reference SGD step" for c in steps)
+    assert {c.first_bad_step for c in steps if not c.ok} == {2}, render.table(report)
+    assert report.find("torch", "training step", "loss").ok, render.table(report)  # losses come before the step
+    assert report.verdict == "mismatch"
+
+
+def test_the_end_of_training_floor_is_an_ensemble_stated_in_the_report() -> None:
+    """The trained weights' allowance names the ensemble, and the note says how many members it has."""
+    from verify import tolerance
+    report = compare_trained("small_seq2seq", small_spec("seq2seq"), SETUP, ("torch",), "float32", seed=2)
+    assert any(f"the widest of {tolerance.ENSEMBLE} reference retrains in float32" in n for n in report.notes), \
+        report.notes
+    check = report.find("torch", "trained parameter", "output/kernel")
+    assert f"{tolerance.ENSEMBLE} reference retrains" in check.allowed.rule, check.allowed
+    assert tolerance.ENSEMBLE >= 5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ensemble_starts_move_every_weight_by_one_ulp_of_its_dtype(dtype) -> None:
+    from verify.training import _ulp_moved
+    rng = np.random.default_rng(0)
+    params = {"w": rng.normal(size=(4, 5)).astype(dtype), "b": rng.normal(size=7).astype(dtype)}
+    a, b = _ulp_moved(params, 1, 0), _ulp_moved(params, 1, 1)
+    for n, v in params.items():
+        assert a[n].dtype == v.dtype, (n, a[n].dtype)
+        assert np.array_equal(np.abs(a[n] - v), np.spacing(np.abs(v))) or \
+            np.all(np.abs(a[n] - v) <= np.spacing(np.abs(v))), (n, a[n] - v)
+        assert np.all(a[n] != v), n
+    assert any(not np.array_equal(a[n], b[n]) for n in params)  # members differ

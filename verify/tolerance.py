@@ -23,13 +23,20 @@ order of operations, so it may differ by rounding, and by nothing else.
   of the output from flipping the decision) is within the outputs' own allowance.
 * Parameters read back from a model must equal the weights it was built from, rounded to its
   dtype, exactly: a layout translation loses nothing.
-* Training (verify/training.py): each framework trains from the same start on the same batches with
-  plain SGD; the reference runs the same SGD in float64. A training trajectory can amplify rounding
+* Training, one step at a time (verify/training.py): before every SGD step the reference starts
+  from the framework's own weights, takes the same batch and the same step, and is compared with
+  the framework's weights after it. Nothing has had time to amplify: the step differs by the
+  gradient's rounding (the gradient rule above, times the learning rate, with the float32 floor
+  measured at that step) and by storing the new weight (rtol 2 ulp of the weight). The allowance
+  of a tensor is the largest over the steps; the per-step training loss gets the tensor rule with
+  its own measured floor.
+* Training, end to end: each framework trains from the same start on the same batches with plain
+  SGD; the reference runs the same SGD in float64. A training trajectory amplifies rounding
   (measured here: a 1-ulp change of the initial weights of the seq2seq model grows to 5e-12 in its
-  weights after 60 steps), so trained parameters and per-step training losses get a measured floor:
-  in float32 the reference trains again in float32; in float64 it trains again from the initial
-  weights moved by one ulp each (random sign). Allowed: the tensor rule of their dtype, with atol
-  at least 8 x that floor.
+  weights after 60 steps), and one sample of a chaotic process is not a floor. So an ensemble of
+  ``ENSEMBLE`` reference retrains runs in the framework's dtype from starts moved by one ulp each
+  (random sign, seeded); the floor is the largest distance of any member from the float64
+  trajectory. Allowed: the tensor rule of their dtype, with atol at least 8 x that floor.
 * Trained frameworks against each other: their weights differ by their own training rounding, so
   their results may differ by the sum of both sides' allowances plus the measured distance between
   the reference's results on the two sets of trained weights (the triangle inequality once more;
@@ -49,6 +56,8 @@ from verify.report import Allowance
 EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
 ULP_FACTOR = {"float64": 1024.0, "float32": 64.0}
 FLOOR_FACTOR = 8.0
+ENSEMBLE = 8  # reference retrains from starts moved by one ulp: the end-of-training floor is their widest
+STEP_RTOL_ULPS = 2.0  # a training step's new weight, stored in the framework's dtype: one rounding, twice over
 RULES = {
     "float64": "float64 vs reference: atol 1024 ulp of the tensor's largest |value| (for gradients: of the "
                "model's largest gradient), rtol 1024 ulp",
@@ -57,9 +66,12 @@ RULES = {
     "accuracy": "accuracy: may move by the share of decisions the outputs' allowance could flip",
     "parameter": "parameters read back: exactly the weights the model was built from, rounded to its dtype",
     "pair": "framework vs framework: the sum of both frameworks' allowances against the reference",
-    "trained": "trained parameters and training losses vs the reference's SGD: the tensor rule of their dtype, "
-               "atol at least 8 x the measured training floor (float32: reference trained in float32; float64: "
-               "reference trained from weights moved by one ulp)",
+    "trained": f"trained parameters and training losses vs the reference's SGD: the tensor rule of their dtype, "
+               f"atol at least 8 x the measured training floor (the widest of {ENSEMBLE} reference retrains in the "
+               f"framework's dtype from starts moved by one ulp)",
+    "training step": "each SGD step from the framework's own weights before it: atol the learning rate x the "
+                     "gradient rule of the dtype at that step (largest over the steps), rtol 2 ulp of the weight "
+                     "(storing it); per-step losses: the tensor rule with that step's measured floor",
     "trained pair": "trained framework vs trained framework: the sum of both allowances plus the measured "
                     "distance of the reference's results on the two sets of trained weights",
     "decoding": "greedy decisions: may differ from the reference's argmax only at near ties (top-2 margin "
@@ -134,3 +146,21 @@ def for_trained(ref: np.ndarray, dtype: str, floor: float) -> Allowance:
                          f"{dtype}: {FLOOR_FACTOR:g} x measured training floor {floor:.3g}", RULES["trained"])
     return Allowance(base.atol, base.rtol, f"{base.why} (above {FLOOR_FACTOR:g} x training floor {floor:.3g})",
                      RULES["trained"])
+
+
+def for_training_step(lr: float, gradient_atols: list[float], dtype: str) -> Allowance:
+    """A tensor's weights after each SGD step against the reference's step from the framework's weights before it.
+
+    ``gradient_atols``: the gradient allowance (``for_tensor`` with the model-wide gradient scale and that
+    step's measured floor) of this tensor at every step."""
+    worst = max(gradient_atols, default=0.0)
+    return Allowance(lr * worst, STEP_RTOL_ULPS * EPS[dtype],
+                     f"{dtype}: learning rate {lr:g} x the largest per-step gradient atol {worst:.3g}; rtol "
+                     f"{STEP_RTOL_ULPS:g} ulp (the stored weight)", RULES["training step"])
+
+
+def for_step_losses(losses: np.ndarray, dtype: str, floors: np.ndarray) -> Allowance:
+    """Per-step training losses against the reference's losses at the framework's weights before each step."""
+    worst = max((for_tensor(np.asarray(v), dtype, float(f)) for v, f in zip(losses, floors)),
+                key=lambda a: a.atol, default=for_tensor(np.asarray(losses), dtype))
+    return Allowance(worst.atol, worst.rtol, f"the largest per-step allowance: {worst.why}", RULES["training step"])

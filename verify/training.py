@@ -1,12 +1,15 @@
 """``compare`` with training: each framework trains its own model, and the reference checks the result.
 
 From one seeded initialisation every framework builds its model, trains it with plain SGD on the
-same batches (teacher forcing), and hands back its trained weights through its adapter. The
-reference runs the same SGD in float64 (and again in float32 to measure the noise floor), and
-recomputes outputs, states, accuracy, loss and gradients on a held-out set from each framework's
-trained weights. The report has, per framework: the weights read back after building, the trained
-weights and per-step training losses against the reference's SGD, and the held-out results against
-the reference; then the frameworks against each other. verify/tolerance.py states every allowance.
+same batches (teacher forcing), and hands back its weights after every step through its adapter.
+Training is checked where it is decided, one step at a time: the reference takes each step from the
+framework's own weights before it, so rounding has nothing to amplify. The end-of-training weights
+are also checked against the reference's own float64 SGD, with a floor measured on an ensemble of
+reference retrains from starts moved by one ulp. Then the reference recomputes outputs, states,
+accuracy, loss and gradients on a held-out set from each framework's trained weights. The report
+has, per framework: the weights read back after building, every training step, the trained weights
+and training losses against the reference's SGD, and the held-out results against the reference;
+then the frameworks against each other. verify/tolerance.py states every allowance.
 """
 from __future__ import annotations
 
@@ -45,10 +48,57 @@ def _floor(low: np.ndarray | None, ref: np.ndarray) -> float:
     return 0.0 if low is None else float(np.max(np.abs(np.asarray(low, np.float64) - ref)))
 
 
-def _ulp_moved(params: dict, seed: int) -> dict:
-    """Every float64 weight moved by one ulp, up or down at random (seeded)."""
-    rng = np.random.default_rng([seed, 2**32 - 1])
-    return {k: v + rng.choice([-1.0, 1.0], size=v.shape) * np.spacing(v) for k, v in params.items()}
+def _ulp_moved(params: dict, seed: int, member: int) -> dict:
+    """Every weight moved by one ulp of its own dtype, up or down at random (seeded per ensemble member)."""
+    rng = np.random.default_rng([seed, member, 2**32 - 1])
+    return {k: (v + rng.choice([-1.0, 1.0], size=v.shape) * np.spacing(v)).astype(v.dtype) for k, v in params.items()}
+
+
+def _ensemble_floor(family: Any, spec: Any, params: dict, batches64: list, lr: float, dtype: str, seed: int,
+                    ref_params: dict, ref_losses: np.ndarray) -> tuple[dict[str, float], float]:
+    """The end-of-training floor: how far ``tolerance.ENSEMBLE`` reference retrains in ``dtype``, each from a
+    start moved by one ulp, land from the float64 trajectory (the widest member, per tensor)."""
+    low = [b.astype(np.dtype(dtype)) for b in batches64]
+    floors = dict.fromkeys(ref_params, 0.0)
+    loss_floor = 0.0
+    for member in range(tolerance.ENSEMBLE):
+        trained, losses = family.sgd_train(spec, _ulp_moved(_cast(params, dtype), seed, member), low, lr)
+        for n, v in ref_params.items():
+            floors[n] = max(floors[n], _floor(trained[n], v))
+        loss_floor = max(loss_floor, _floor(losses, ref_losses))
+    return floors, loss_floor
+
+
+def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], losses: np.ndarray,
+                 batches64: list, lr: float, dtype: str, gates: Callable) -> list[Check]:
+    """Every SGD step of one framework, checked where it is decided: the reference takes the step from the
+    framework's own weights before it (``snapshots[s]``) and is compared with its weights after it
+    (``snapshots[s + 1]``). One check per tensor over all steps; its first bad step is the training step."""
+    names = list(snapshots[0])
+    got: dict[str, list] = {n: [] for n in names}
+    want: dict[str, list] = {n: [] for n in names}
+    atols: dict[str, list] = {n: [] for n in names}
+    ref_losses, loss_floors = [], []
+    for s, batch in enumerate(batches64):
+        before = snapshots[s]
+        after, loss, grads = family.sgd_step(spec, before, batch, lr)
+        low_loss, low_grads = loss, grads  # float64: no floor is measured, the float64 rule has none
+        if dtype != "float64":
+            _, low_loss, low_grads = family.sgd_step(spec, _cast(before, dtype), batch.astype(np.dtype(dtype)), lr)
+        scale = max(float(np.max(np.abs(g))) for g in grads.values())
+        for n in names:
+            atols[n].append(tolerance.for_tensor(grads[n], dtype, _floor(low_grads[n], grads[n]), scale).atol)
+            got[n].append(snapshots[s + 1][n])
+            want[n].append(after[n])
+        ref_losses.append(float(loss))
+        loss_floors.append(abs(float(low_loss) - float(loss)))
+    checks = [compare_tensor(framework, "reference SGD step", "training step", n, np.stack(got[n]), np.stack(want[n]),
+                             tolerance.for_training_step(lr, atols[n], dtype), dtype, 0, gates("training step", n))
+              for n in names]
+    ref_l = np.asarray(ref_losses)
+    checks.append(compare_tensor(framework, "reference SGD step", "training step", "loss", losses, ref_l,
+                                 tolerance.for_step_losses(ref_l, dtype, np.asarray(loss_floors)), dtype, 0))
+    return checks
 
 
 def _without(results: Results, quantity: str, name: str) -> Results:
@@ -136,7 +186,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
 
     def gates(q: str, n: str) -> tuple[str, ...]:
         return family.gate_blocks(spec, n) if q in ("gradient", "teacher-forced gradient", "parameter",
-                                                    "trained parameter") else ()
+                                                    "trained parameter", "training step") else ()
     adapters = {fw: registry.get(fw, spec) for fw in frameworks}
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
@@ -169,27 +219,37 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     timings["building"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    progress(f"reference: {n_steps} SGD steps in float64, and again " +
-             ("in float32" if dtype != "float64" else "from weights moved by one ulp") + " (training floor)")
+    progress(f"reference: {n_steps} SGD steps in float64, and {tolerance.ENSEMBLE} retrains in {dtype} from starts "
+             f"moved by one ulp (the end-of-training floor)")
     batches64 = [seen_by(b, dtype) for b in batches]
     ref_params, ref_losses = family.sgd_train(spec, params, batches64, setup.lr)
-    if dtype != "float64":  # the training floor: the same SGD rounded to dtype
-        low_params, low_losses = family.sgd_train(spec, _cast(params, dtype),
-                                                  [b.astype(np.dtype(dtype)) for b in batches64], setup.lr)
-    else:  # the training floor: the same SGD from weights moved by one ulp (how much the trajectory amplifies)
-        low_params, low_losses = family.sgd_train(spec, _ulp_moved(params, seed), batches64, setup.lr)
+    floors, loss_floor = _ensemble_floor(family, spec, params, batches64, setup.lr, dtype, seed, ref_params,
+                                         ref_losses)
+    notes.append(f"training checked step by step: before each step the reference starts from the framework's own "
+                 f"weights; end-of-training floor: the widest of {tolerance.ENSEMBLE} reference retrains in {dtype} "
+                 f"from starts moved by one ulp")
     timings["training: reference"] = time.perf_counter() - t
-    fw_losses = {}
+    fw_losses, snapshots = {}, {}
     for fw in frameworks:
         t1 = time.perf_counter()
         progress(f"{fw}: training {n_steps} steps")
-        fw_losses[fw] = np.asarray(adapters[fw].train(models[fw], spec, batches, setup.lr, dtype, progress))
+        snaps = [adapters[fw].extract(models[fw])]
+        fw_losses[fw] = np.asarray(adapters[fw].train(
+            models[fw], spec, batches, setup.lr, dtype, progress,
+            after_step=lambda i, fw=fw, snaps=snaps: snaps.append(adapters[fw].extract(models[fw]))))
+        snapshots[fw] = snaps
         timings[f"training: {fw}"] = time.perf_counter() - t1
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    allow_trained = {n: tolerance.for_trained(v, dtype, _floor(low_params[n], v)) for n, v in ref_params.items()}
-    allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, _floor(low_losses, ref_losses))
+    for fw in frameworks:
+        progress(f"{fw}: checking each of its {n_steps} training steps from its own weights")
+        checks += _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, setup.lr, dtype, gates)
+    timings["checking steps"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    allow_trained = {n: tolerance.for_trained(v, dtype, floors[n]) for n, v in ref_params.items()}
+    allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, loss_floor)
     sides = []
     for fw in frameworks:
         progress(f"{fw}: extracting the trained weights, running the held-out set, recomputing in the reference")
