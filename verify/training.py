@@ -101,6 +101,10 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
     return checks
 
 
+def _largest(v: np.ndarray) -> float:
+    return float(np.max(np.abs(v))) if np.size(v) else 0.0
+
+
 def _without(results: Results, quantity: str, name: str) -> Results:
     return {q: {n: v for n, v in t.items() if (q, n) != (quantity, name)} for q, t in results.items()}
 
@@ -303,8 +307,9 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
                                          dtype, 0))
 
             def pair_allow(q: str, n: str) -> Allowance:
-                drift = float(np.max(np.abs(a.ref[q][n] - b.ref[q][n]))) if np.size(a.ref[q][n]) else 0.0
-                return tolerance.trained_pair(a.allow[(q, n)], b.allow[(q, n)], drift)
+                ra, rb = a.ref[q][n], b.ref[q][n]
+                drift = float(np.max(np.abs(ra - rb))) if np.size(ra) else 0.0
+                return tolerance.trained_pair(a.allow[(q, n)], b.allow[(q, n)], drift, _largest(ra), _largest(rb))
             checks += compare_results(pair, b.framework, _without(a.results, "output", "decoded"),
                                       _without(b.results, "output", "decoded"), pair_allow, dtype,
                                       lambda q, n: family.time_axis(spec, q, n), gates)
