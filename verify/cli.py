@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", default="float32", help="dtype the frameworks compute in: float32 or float64")
     c.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
+    c.add_argument("--html", metavar="PATH", help="also write the report as one HTML page to PATH: every check, and "
+                                                  "plots of each failing tensor's error per time step and per gate")
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     c.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
     c.add_argument("--table", action="store_true", help="print every check, not just the summary")
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     o.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
     o.add_argument("--table", action="store_true", help="print every check, not just the summary")
+    o.add_argument("--html", metavar="PATH", help="also write the verification report as one HTML page to PATH")
     return p
 
 
@@ -83,24 +86,38 @@ def _cmd_list() -> int:
     return EXIT_OK
 
 
-def _open_json(path: str | None) -> str | None:
+def _open_report(path: str | None, what: str = "JSON") -> str | None:
     """Checked before the work, so a bad path costs nothing; written only at the end, atomically."""
     if not path:
         return None
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK) or os.path.isdir(path):
-        raise UsageError(f"cannot write JSON report to {path}: "
+        raise UsageError(f"cannot write {what} report to {path}: "
                          f"{'it is a directory' if os.path.isdir(path) else 'no writable directory ' + directory}")
     return path
 
 
-def _write_json(path: str | None, text: str) -> None:
+def _open_html(path: str | None) -> str | None:
+    """As _open_report, and matplotlib (which draws the plots) checked before the work too."""
+    if path:
+        try:
+            import matplotlib  # noqa: F401 - only whether it imports
+        except ImportError as e:
+            raise UsageError(f"--html needs matplotlib, which cannot be imported ({e}): pip install matplotlib "
+                             "(or install this package's [frameworks] extra)") from None
+    return _open_report(path, "HTML")
+
+
+def _write_report(path: str | None, text: str, suffix: str = ".json") -> None:
     """The whole report or nothing: written beside the target, then renamed over it."""
     if path is None:
         return
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".json", dir=os.path.dirname(os.path.abspath(path)))
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
+        fh.write(text if text.endswith("\n") else text + "\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private (0600); a report is as readable as any file written
     os.replace(tmp, path)
 
 
@@ -108,10 +125,17 @@ def _progress(quiet: bool):
     return (lambda s: None) if quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
 
 
-def _finish(report, json_path: str | None, full: bool = False) -> int:
+def _finish(report, json_path: str | None, full: bool = False, html_path: str | None = None) -> int:
     from verify import render
+    # the page is drawn before anything is printed or written, so that a failure to draw it leaves no half result
+    page = None
+    if html_path:
+        from verify import html
+        page = html.page(report)
     print(render.table(report) if full else render.summary(report))
-    _write_json(json_path, render.to_json(report))
+    _write_report(json_path, render.to_json(report))
+    if page is not None:
+        _write_report(html_path, page, ".html")
     return EXIT_OK if report.verdict == "equivalent" else EXIT_MISMATCH
 
 
@@ -125,12 +149,12 @@ def _cmd_compare_files(args: argparse.Namespace) -> int:
         raise UsageError("give --keras or --tf1-checkpoint, not both: one of them is the architecture")
     if args.tf1_checkpoint and args.torch_module:
         raise UsageError("--torch-module goes with --keras; with --tf1-checkpoint give --torch WEIGHTS.pt")
-    json_path = _open_json(args.json)
+    json_path, html_path = _open_report(args.json), _open_html(args.html)
     report = api.compare_files(keras=args.keras, torch=args.torch, torch_module=args.torch_module,
                                tf1_checkpoint=args.tf1_checkpoint, forget_bias=args.forget_bias,
                                activation=args.activation, inputs=args.inputs, targets=args.targets,
                                dtype=args.dtype, seed=args.seed, progress=_progress(args.quiet))
-    return _finish(report, json_path, args.table)
+    return _finish(report, json_path, args.table, html_path)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -163,9 +187,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              f"{args.model!r}; expected a comma-separated subset of: {', '.join(available)}")
     if args.dtype not in engine.DTYPES:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
-    json_path = _open_json(args.json)
+    json_path, html_path = _open_report(args.json), _open_html(args.html)
     report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
-    return _finish(report, json_path, args.table)
+    return _finish(report, json_path, args.table, html_path)
 
 
 def _could_not_complete(e: BaseException, args: argparse.Namespace | None, debug: bool) -> int:
@@ -194,7 +218,7 @@ def _could_not_complete(e: BaseException, args: argparse.Namespace | None, debug
                             "traceback": trace},
                   "checks": []}
         try:
-            _write_json(json_path, json.dumps(report, indent=2))
+            _write_report(json_path, json.dumps(report, indent=2))
         except OSError:
             pass
     return EXIT_INCOMPLETE
@@ -220,10 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "port":
             from verify import port
+            html_path = _open_html(args.html)
             report = port.port(args.source, args.to, args.output, like=args.like, forget_bias=args.forget_bias,
                                activation=args.activation, dtype=args.dtype, seed=args.seed,
                                progress=_progress(args.quiet))
-            return _finish(report, None, args.table)
+            return _finish(report, None, args.table, html_path)
         return _cmd_compare(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -9,6 +9,10 @@ from verify.report import Allowance, Check
 
 Results = dict[str, dict[str, np.ndarray]]
 
+# A failing check keeps its share per step for at most this many steps (the first ones, where a divergence
+# starts): enough for any sequence a person plots, and a report never carries a whole tensor.
+MAX_STEPS = 10_000
+
 
 def paths(results: Results) -> Iterator[tuple[str, str]]:
     """Every (quantity, name) in a nested result, in a stable order."""
@@ -57,12 +61,23 @@ def compare_tensor(framework: str, against: str, quantity: str, name: str, x: np
         gate = gates[where[-1] // block]
         cols = np.nonzero(bad.reshape(-1, ref.shape[-1]).any(axis=0))[0]
         bad_gates = tuple(dict.fromkeys(gates[c // block] for c in cols))
+    step_errors: tuple[float, ...] = ()
+    gate_errors: tuple[float, ...] = ()
+    gate_names: tuple[str, ...] = ()
+    if bad.any():
+        if time_axis is not None:
+            per_step = np.moveaxis(shares, time_axis, 0).reshape(ref.shape[time_axis], -1).max(axis=1)
+            step_errors = tuple(float(v) for v in per_step[:MAX_STEPS])
+        if gates and ref.ndim >= 1 and ref.shape[-1] % len(gates) == 0:
+            per_gate = shares.reshape(-1, len(gates), ref.shape[-1] // len(gates)).max(axis=(0, 2))
+            gate_errors, gate_names = tuple(float(v) for v in per_gate), tuple(gates)
     value = reference_value = None
     if ref.size == 1:  # a scalar (loss, accuracy): the values themselves are worth showing
         value, reference_value = float(x.reshape(-1)[0]), float(ref.reshape(-1)[0])
     return Check(framework, against, quantity, name, tuple(ref.shape), dtype, max_abs, max_rel, norm_rel, ulp,
                  where, int(bad.sum()), int(ref.size), allowance, not bad.any(), first_bad_step, gate, bad_gates,
-                 value, reference_value, used=used)
+                 value, reference_value, used=used, step_errors=step_errors,
+                 gate_errors=gate_errors, gate_names=gate_names)
 
 
 def compare_results(framework: str, against: str, results: Results, ref: Results,

@@ -41,6 +41,11 @@ class Check:
     diagnosis: str | None = None          # what a mismatching parameter holds instead ("... transposed")
     layer: str | None = None              # the layer in each side's own names ("keras lstm / torch rnn1")
     used: float = 0.0                     # share of the allowance used: max |x - ref| / (atol + rtol |ref|)
+    # Filled only for a failing check, so that a passing report stays small: the share used per time step
+    # (maximum over the other axes) and per gate block (in the order of gate_names), for the HTML plots.
+    step_errors: tuple[float, ...] = ()
+    gate_errors: tuple[float, ...] = ()
+    gate_names: tuple[str, ...] = ()      # every gate block's name, in block order, where gate_errors is filled
 
 
 @dataclass(frozen=True)
