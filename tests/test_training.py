@@ -126,6 +126,7 @@ def test_one_bad_training_step_is_named_at_its_step(dtype: str, slip: float, mon
     assert steps and all(c.against == "reference SGD step" for c in steps)
     assert {c.first_bad_step for c in steps if not c.ok} == {2}, render.table(report)
     assert report.find("torch", "training step", "loss").ok, render.table(report)  # losses come before the step
+    assert any(n.startswith("torch: training leaves the policy at step 2 of 5") for n in report.notes), report.notes
     assert report.verdict == "mismatch"
 
 

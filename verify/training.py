@@ -248,7 +248,14 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     t = time.perf_counter()
     for fw in frameworks:
         progress(f"{fw}: checking each of its {n_steps} training steps from its own weights")
-        checks += _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, setup.lr, dtype, gates)
+        steps = _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, setup.lr, dtype, gates)
+        checks += steps
+        bad = [c for c in steps if not c.ok and c.first_bad_step is not None]
+        if bad:
+            first = min(c.first_bad_step for c in bad)
+            names = ", ".join(c.name for c in bad if c.first_bad_step == first)
+            notes.append(f"{fw}: training leaves the policy at step {first} of {n_steps} ({names}), "
+                         f"from its own weights before that step")
     timings["checking steps"] = time.perf_counter() - t
 
     t = time.perf_counter()
