@@ -253,7 +253,8 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
         bad = [c for c in steps if not c.ok and c.first_bad_step is not None]
         if bad:
             first = min(c.first_bad_step for c in bad)
-            names = ", ".join(c.name for c in bad if c.first_bad_step == first)
+            at = [c.name for c in bad if c.first_bad_step == first]
+            names = ", ".join(at[:3]) + (f" and {len(at) - 3} more" if len(at) > 3 else "")
             notes.append(f"{fw}: training leaves the policy at step {first} of {n_steps} ({names}), "
                          f"from its own weights before that step")
     timings["checking steps"] = time.perf_counter() - t
