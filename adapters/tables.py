@@ -3,8 +3,8 @@
 A ``TensorMap`` says which framework tensor(s) hold a canonical tensor and which transform turns
 the framework array into the canonical one. When several framework tensors are listed (torch's
 ``bias_ih`` and ``bias_hh``), extraction adds them and building writes the value into the first and zeros into
-the other (or half into each, for models built to be verified): this is exact for the simple RNN
-and the LSTM, whose two biases only ever appear as a sum.
+the other (or splits it unequally over both, for models built to be verified): this is exact for the
+simple RNN and the LSTM, whose two biases only ever appear as a sum.
 
 The same table drives ``build`` (canonical -> framework, the inverse transform) and ``extract``
 (framework -> canonical), so the two directions cannot disagree.
@@ -103,11 +103,20 @@ def to_canonical(table: tuple[TensorMap, ...], tensors: dict[str, np.ndarray], p
     return out
 
 
+def _second_summand(value: np.ndarray) -> np.ndarray:
+    """The part of a summed tensor written into its second tensor: half of each even element, all of each odd
+    one. Both parts and their sum are exact in any dtype (halving and zero are exact, and rounding commutes
+    with halving), and the two parts differ, so reading one of them twice gives a wrong sum."""
+    second = value * 0.5
+    second[..., 1::2] = value[..., 1::2]
+    return second
+
+
 def from_canonical(table: tuple[TensorMap, ...], params: dict[str, np.ndarray], prefix: str,
                    fmt: dict | None = None, split: bool = False) -> dict[str, np.ndarray]:
     """Canonical arrays -> framework tensors by framework name. A tensor stored as a sum of two goes into the
-    first, the second zero; with ``split``, half into each (exact: halving is a power-of-two scaling), so that a
-    reader that ignored the second summand would be caught."""
+    first, the second zero; with ``split``, into both, unequally (``_second_summand``), so that a reader that
+    ignored either summand, or read one of them twice, would be caught."""
     out: dict[str, np.ndarray] = {}
     for entry in table:
         key = f"{prefix}/{entry.canonical}"
@@ -115,7 +124,7 @@ def from_canonical(table: tuple[TensorMap, ...], params: dict[str, np.ndarray], 
             continue
         value = np.ascontiguousarray(TRANSFORMS[entry.transform][1](params[key]))
         names = [n.format(**(fmt or {})) for n in entry.framework]
-        second = value * 0.5 if split and len(names) == 2 else np.zeros_like(value)
+        second = _second_summand(value) if split and len(names) == 2 else np.zeros_like(value)
         out[names[0]] = value - second
         for extra in names[1:]:
             out[extra] = second

@@ -273,7 +273,7 @@ def load(model: Any, tensors: dict[str, dict[str, np.ndarray]], source: str = "s
 def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: list[Group] | None = None,
           split_bias: bool = True) -> Any:
     """A torch model holding exactly ``params`` (cast to ``dtype``). A simple RNN's or LSTM's canonical bias is
-    split in halves over bias_ih and bias_hh (exact), so that a second bias is never silently zero; ``port``
+    split unequally over bias_ih and bias_hh (exactly), so that a second bias is never silently zero; ``port``
     writes it into bias_ih and zeros, as a port usually does (``split_bias=False``)."""
     stack.check_params(spec, params)
     model = empty(spec, groups, dtype)
