@@ -11,7 +11,7 @@ import numpy as np
 from adapters import keras3, tables
 from adapters.tf_import import import_tf
 from reference import stack
-from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent
+from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent, check_buildable
 from reference.layout import initial_state_gradient_name
 from reference.spec import Batch
 from reference.stack import StackSpec
@@ -334,6 +334,7 @@ def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
     if reason:
         raise ValueError(f"Keras cannot build {spec.name!r}: {reason}")
     stack.check_params(spec, params)
+    check_buildable(spec.layers, "Keras")
     _, keras = import_tf()
     if spec.takes_ids:
         x = keras.Input((None,), dtype="int32", name="inputs")

@@ -27,6 +27,7 @@ from reference.layout import check_params, initial_state_gradient_name, prefix, 
 from reference.spec import Batch, SequenceSpec
 
 FRAMEWORK = "tf1"
+LSTM_CELLS = ("BasicLSTMCell", "LSTMCell")
 
 
 def _tf() -> Any:
@@ -181,9 +182,8 @@ def _graph_ops(model: Tf1Model, steps: int, with_lengths: bool) -> dict:
             seq = outs
             for k, s_k in enumerate(per_layer):
                 finals.update(_canonical_state(model, prefix(k, "fw"), s_k))
-        hidden = tf.stack(seq, axis=1)
         if spec.return_sequences:
-            head_in = hidden
+            head_in = tf.stack(seq, axis=1)
         elif spec.bidirectional and spec.last_output == "final":
             head_in = _merge(spec.merge_mode, fw_outs[-1], bw_outs[0])
         else:  # static_bidirectional_rnn(...)[0][-1]: the backward half has seen only the last input
@@ -210,7 +210,8 @@ def _graph_ops(model: Tf1Model, steps: int, with_lengths: bool) -> dict:
         sources += [(("head", n), v) for n, v in model.head.items()]
         sources += [(("inputs",), x)] + [(("state", n), p) for n, p in states.items()]
         grads = tf.gradients(loss, [s for _, s in sources])
-    ops = {"x": x, "states": states, "lengths": lengths, "targets": targets, "y": y, "hidden": hidden,
+    # "hidden": the top layer's output the head reads, its sequence or its last output
+    ops = {"x": x, "states": states, "lengths": lengths, "targets": targets, "y": y, "hidden": head_in,
            "finals": finals, "loss": loss, "acc": acc, "grads": dict(zip([k for k, _ in sources], grads))}
     model.ops[key] = ops
     return ops
@@ -221,7 +222,10 @@ def build(spec: SequenceSpec, params: dict[str, np.ndarray], dtype: str, lstm_ce
     """A TF1 graph and session holding exactly ``params`` (cast to ``dtype``).
 
     ``lstm_cell``: "BasicLSTMCell" (default without peepholes or projection) or "LSTMCell".
+    ``state_is_tuple``: LSTM states as LSTMStateTuple(c, h), or as one tensor concat([c, h], axis=1).
     """
+    if lstm_cell not in (None, *LSTM_CELLS):
+        raise ValueError(f"unknown TF1 LSTM cell {lstm_cell!r}; expected one of: {', '.join(LSTM_CELLS)}")
     reason = supports(spec)
     if reason:
         raise ValueError(f"TF1 cells cannot build {spec.name!r}: {reason}")
@@ -301,8 +305,6 @@ def run(model: Tf1Model, spec: SequenceSpec, batch: Batch, dtype: str) -> dict[s
     gradient["inputs"] = g[("inputs",)]
     for n in state_shapes(spec, 1):
         gradient[initial_state_gradient_name(n)] = g[("state", n)]
-    output = {"prediction": got["y"]}
-    if spec.return_sequences:
-        output["hidden"] = got["hidden"]
+    output = {"prediction": got["y"], "hidden": got["hidden"]}
     return {"output": output, "state": {n: got["finals"][n] for n in state_shapes(spec, 1)},
             "loss": {"loss": got["loss"]}, "accuracy": {"accuracy": got["acc"]}, "gradient": gradient}

@@ -21,7 +21,7 @@ import numpy as np
 
 from adapters import tables, torch_nn
 from reference import stack
-from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent
+from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent, check_buildable
 from reference.layout import initial_state_gradient_name
 from reference.spec import Batch, SequenceSpec
 from reference.stack import StackSpec
@@ -276,6 +276,7 @@ def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: li
     split unequally over bias_ih and bias_hh (exactly), so that a second bias is never silently zero; ``port``
     writes it into bias_ih and zeros, as a port usually does (``split_bias=False``)."""
     stack.check_params(spec, params)
+    check_buildable(spec.layers, "torch")
     model = empty(spec, groups, dtype)
     tensors: dict[str, dict[str, np.ndarray]] = {}
     for g in model.groups:

@@ -17,12 +17,17 @@ reset_after=False (Keras reset_after=False, TF1 GRUCell): no recurrent bias, and
 
 Parameters: W ``kernel`` (D, 3H), U ``recurrent_kernel`` (H, 3H), b ``bias`` (3H,),
 c ``recurrent_bias`` (3H,) with reset_after and use_bias. The state is ``(h,)``.
+
+A layer's ``gate_activations`` (``reference.layers.Recurrent``) may give one gate another activation
+than the one above (the reset gate through tanh, say): used to model porting bugs
+(``verify/hypotheses.py``); a ``SequenceSpec`` has none.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from reference.activations import activation
+from reference.layers import gate_activation
 from reference.spec import SequenceSpec
 
 State = tuple[np.ndarray, ...]
@@ -34,8 +39,7 @@ def options(spec: SequenceSpec) -> SequenceSpec:
 
 def step(params: dict, xw_t: np.ndarray, state: State, spec: SequenceSpec) -> tuple[np.ndarray, State, tuple]:
     """One step: returns (output h (B, H), new state (h,), cache for ``step_backward``)."""
-    a, _ = activation(spec.activation)
-    s, _ = activation(spec.recurrent_activation)
+    s_z, s_r, a = (activation(gate_activation(spec, gate))[0] for gate in "zrh")
     (h_prev,) = state
     n = h_prev.shape[1]
     u = params["recurrent_kernel"]
@@ -44,13 +48,13 @@ def step(params: dict, xw_t: np.ndarray, state: State, spec: SequenceSpec) -> tu
         hu = h_prev @ u  # (B, 3H)
         if "recurrent_bias" in params:
             hu = hu + params["recurrent_bias"]
-        z, r = s(xz + hu[:, :n]), s(xr + hu[:, n:2 * n])
+        z, r = s_z(xz + hu[:, :n]), s_r(xr + hu[:, n:2 * n])
         hu_h = hu[:, 2 * n:]
         hh = a(xh + r * hu_h)
         extra = hu_h
     else:
         hu = h_prev @ u[:, :2 * n]
-        z, r = s(xz + hu[:, :n]), s(xr + hu[:, n:])
+        z, r = s_z(xz + hu[:, :n]), s_r(xr + hu[:, n:])
         rh = r * h_prev
         hh = a(xh + rh @ u[:, 2 * n:])
         extra = rh
@@ -62,18 +66,17 @@ def step_backward(params: dict, cache: tuple, d_out: np.ndarray, d_state: State,
                   grads: dict) -> tuple[np.ndarray, State]:
     """Backward through one step: accumulates the recurrent parameters' gradients into ``grads``
     and returns (dL/d xw_t (B, 3H), dL/d (h_{t-1},))."""
-    _, da = activation(spec.activation)
-    _, ds = activation(spec.recurrent_activation)
+    ds_z, ds_r, da = (activation(gate_activation(spec, gate))[1] for gate in "zrh")
     h_prev, z, r, hh, extra = cache
     n = h_prev.shape[1]
     u = params["recurrent_kernel"]
     dh = d_out + d_state[0]
-    dzz = dh * (h_prev - hh) * ds(z)
+    dzz = dh * (h_prev - hh) * ds_z(z)
     dah = dh * (1.0 - z) * da(hh)
     dh_prev = dh * z
     if spec.reset_after:
         hu_h = extra
-        dzr = dah * hu_h * ds(r)
+        dzr = dah * hu_h * ds_r(r)
         dhu = np.concatenate([dzz, dzr, dah * r], axis=1)
         grads["recurrent_kernel"] += h_prev.T @ dhu
         if "recurrent_bias" in params:
@@ -83,7 +86,7 @@ def step_backward(params: dict, cache: tuple, d_out: np.ndarray, d_state: State,
         rh = extra
         grads["recurrent_kernel"][:, 2 * n:] += rh.T @ dah
         drh = dah @ u[:, 2 * n:].T
-        dzr = drh * h_prev * ds(r)
+        dzr = drh * h_prev * ds_r(r)
         dgates = np.concatenate([dzz, dzr], axis=1)
         grads["recurrent_kernel"][:, :2 * n] += h_prev.T @ dgates
         dh_prev = dh_prev + drh * r + dgates @ u[:, :2 * n].T

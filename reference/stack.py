@@ -262,25 +262,47 @@ def check_inputs(spec: StackSpec, x: np.ndarray) -> None:
         raise ValueError(f"inputs: expected shape (batch, steps, {spec.input_size}), got {x.shape}")
 
 
+def _runs_backwards(layer: Recurrent, direction: str) -> bool:
+    """Whether a direction processes the steps last to first (``bw_order`` models the porting bugs)."""
+    if direction == "bw":
+        return layer.bw_order in ("reversed", "not_realigned")
+    return layer.go_backwards
+
+
+def _realigned(layer: Recurrent, direction: str) -> bool:
+    """Whether a direction's outputs are reversed from processing order back into input order."""
+    return direction == "bw" and layer.bw_order in ("reversed", "input_reversed_twice")
+
+
 def _recurrent_forward(layer: Recurrent, params: dict, seq: np.ndarray, states0: dict, mask: np.ndarray | None
                        ) -> tuple[np.ndarray, dict, dict]:
     """One (bidirectional) recurrent layer: (output, final states, cache)."""
     outs, caches, final = {}, {}, {}
+    if layer.time_major:  # (B, T, D) read as (T, B, D): the recurrence runs along the batch axis (a porting bug)
+        seq = seq.swapaxes(0, 1)
+        mask = None if mask is None else mask.T
     for d in layer.directions:
         names = state_names(layer, d)
-        backwards = d == "bw" or layer.go_backwards
+        start = tuple(states0[n] for n in names)
+        if layer.time_major:  # torch's default zero states, one per sequence it sees
+            start = tuple(np.zeros((seq.shape[0],) + s.shape[1:], seq.dtype) for s in start)
         opts = recurrent.CELL_MODULES[layer.cell].options(layer)
-        out, s_t, caches[d] = recurrent.forward(layer.cell, _sub(params, f"{layer.name}/{d}"), seq,
-                                                tuple(states0[n] for n in names), opts, backwards, mask,
-                                                layer.zero_output_for_mask)
-        outs[d] = out[:, ::-1] if d == "bw" else out  # bw back to input order
+        out, s_t, caches[d] = recurrent.forward(layer.cell, _sub(params, f"{layer.name}/{d}"), seq, start, opts,
+                                                _runs_backwards(layer, d), mask, layer.zero_output_for_mask)
+        if layer.output_shift:  # each step outputs the state it started from (a porting bug)
+            out = np.concatenate([start[0][:, None].astype(out.dtype), out[:, :-1]], axis=1)
+        out = out[:, ::-1] if _realigned(layer, d) else out  # bw back to input order
+        outs[d] = out.swapaxes(0, 1) if layer.time_major else out
         final.update(zip(names, s_t))
     if layer.return_sequences:
         y = merge(layer.merge_mode, outs["fw"], outs["bw"]) if layer.bidirectional else outs["fw"]
     elif not layer.bidirectional:
-        y = outs["fw"][:, -1]  # the last step processed (go_backwards: the first input step)
+        # the last step processed (go_backwards: the first input step); first_step: a porting bug
+        y = outs["fw"][:, 0 if layer.last_output == "first_step" else -1]
     elif layer.last_output == "final":  # Keras: backward after the whole reversed sequence
         y = merge(layer.merge_mode, outs["fw"][:, -1], outs["bw"][:, 0])
+    elif layer.last_output == "first_step":  # torch out[:, 0] where out[:, -1] was meant (a porting bug)
+        y = merge(layer.merge_mode, outs["fw"][:, 0], outs["bw"][:, 0])
     else:  # TF1 static_bidirectional_rnn(...)[0][-1], torch out[:, -1]
         y = merge(layer.merge_mode, outs["fw"][:, -1], outs["bw"][:, -1])
     return y, final, {"outs": outs, "caches": caches}
@@ -297,20 +319,31 @@ def _recurrent_backward(layer: Recurrent, params: dict, cache: dict, d: np.ndarr
             d_outs = {"fw": d}
     else:
         d_outs = {k: np.zeros_like(v) for k, v in outs.items()}
+        t_fw = 0 if layer.last_output == "first_step" else -1
         if not layer.bidirectional:
-            d_outs["fw"][:, -1] = d
+            d_outs["fw"][:, t_fw] = d
         else:
-            t_bw = 0 if layer.last_output == "final" else -1
-            d_fw, d_bw = merge_backward(layer.merge_mode, outs["fw"][:, -1], outs["bw"][:, t_bw], d)
-            d_outs["fw"][:, -1] = d_fw
+            t_bw = 0 if layer.last_output == "final" or layer.last_output == "first_step" else -1
+            d_fw, d_bw = merge_backward(layer.merge_mode, outs["fw"][:, t_fw], outs["bw"][:, t_bw], d)
+            d_outs["fw"][:, t_fw] = d_fw
             d_outs["bw"][:, t_bw] = d_bw
     grads, initial, d_in = {}, {}, None
     for direction in layer.directions:
         pre = f"{layer.name}/{direction}"
         c = cache["caches"][direction]
-        d_out = d_outs[direction][:, ::-1] if direction == "bw" else d_outs[direction]  # processing order
+        d_out = d_outs[direction].swapaxes(0, 1) if layer.time_major else d_outs[direction]
+        d_out = d_out[:, ::-1] if _realigned(layer, direction) else d_out  # processing order
         d_final = tuple(np.zeros(shape, d_out.dtype) for shape in c["state_shapes"])
+        d_start = None
+        if layer.output_shift:  # step t's output is the state after step t - 1 (the initial state at t = 0)
+            d_start = d_out[:, 0]
+            d_out = np.concatenate([d_out[:, 1:], np.zeros_like(d_out[:, :1])], axis=1)
         g, dx, d0 = recurrent.backward(_sub(params, pre), c, d_out, d_final)
+        if d_start is not None:
+            d0 = (d0[0] + d_start,) + tuple(d0[1:])
+        if layer.time_major:  # back to (B, T, D); the given initial states were not used
+            dx = dx.swapaxes(0, 1)
+            d0 = tuple(np.zeros((dx.shape[0],) + s.shape[1:], s.dtype) for s in d0)
         grads.update({f"{pre}/{n}": v for n, v in g.items()})
         initial.update({initial_state_gradient_name(n): v for n, v in zip(state_names(layer, direction), d0)})
         d_in = dx if d_in is None else d_in + dx

@@ -3,9 +3,17 @@
 Run from the repository root: ``python tests/mutate_traps.py`` (about 2 minutes). Each mutation is
 one textual change of the adapters or the reference; a trap test that stays green under its mutation
 would be a test that cannot fail. Exit code 1 when some mutation is caught by no test.
+
+``python tests/mutate_traps.py --verdicts [--sweep N] [-n WORKERS]`` measures the verdicts themselves
+instead: every mutant of tests/mutants.py through ``compare`` (sensitivity: exit 1; localisation: the
+side blamed; diagnosis: the bug named), and N drawn models of correct code (false alarms), spread over
+the cores with pytest-xdist. Exit code 1 when any figure falls short.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -67,5 +75,38 @@ def main() -> int:
     return 1 if uncaught else 0
 
 
+def verdicts(sweep: int, workers: str) -> int:
+    """Run tests/test_mutants.py over the cores and print sensitivity, localisation, diagnosis and false alarms."""
+    with tempfile.TemporaryDirectory() as out:
+        env = {**os.environ, "VERIFY_MUTANTS": "1", "VERIFY_MUTANT_RESULTS": out, "VERIFY_SWEEP": str(sweep)}
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers,
+                        "tests/test_mutants.py"], env=env, capture_output=True, text=True)
+        rows = [json.loads(p.read_text()) for p in sorted(Path(out).glob("*.json"))]
+    mutants = [r for r in rows if not r["id"].startswith("sweep:")]
+    sweep_rows = [r for r in rows if r["id"].startswith("sweep:")]
+    for r in mutants:
+        marks = "".join(("exit 1 " if r["caught"] else f"EXIT {r['exit']} ",
+                         "blamed " if r["localised"] else f"BLAMED {r['blamed']} ",
+                         ("named" if r["diagnosed"] else "NOT NAMED") if r["expects_diagnosis"] else "-"))
+        print(f"{r['id']:<34} {marks:<30} {r['first']}")
+    caught = sum(r["caught"] for r in mutants)
+    localised = sum(r["localised"] for r in mutants)
+    named = sum(r["diagnosed"] for r in mutants)
+    expecting = sum(r["expects_diagnosis"] for r in mutants)
+    alarms = [r for r in sweep_rows if r["exit"] != 0]
+    n = max(len(mutants), 1)
+    print(f"mutants: {len(mutants)}; sensitivity (exit 1) {caught}/{len(mutants)} = {caught / n:.0%}; "
+          f"localisation (the side at fault) {localised}/{len(mutants)} = {localised / n:.0%}; "
+          f"diagnosis (the bug named) {named}/{expecting} = {named / max(expecting, 1):.0%}")
+    print(f"false alarms on correct code: {len(alarms)} of {len(sweep_rows)} drawn models"
+          + "".join(f"\n  {r['id']}: exit {r['exit']} {r['first']}" for r in alarms))
+    return 0 if caught == len(mutants) and named >= 0.9 * expecting and not alarms else 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    args = argparse.ArgumentParser(description="mutation testing of the trap tests, or of the verdicts")
+    args.add_argument("--verdicts", action="store_true", help="measure compare's verdicts on tests/mutants.py")
+    args.add_argument("--sweep", type=int, default=40, help="drawn models of correct code (false alarms)")
+    args.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers (default: every core)")
+    a = args.parse_args()
+    sys.exit(verdicts(a.sweep, a.workers) if a.verdicts else main())

@@ -1,4 +1,6 @@
 """The layer-stack reference: its hand-written backward against finite differences, and its layer semantics."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -121,3 +123,74 @@ def test_masked_steps_pass_no_gradient_to_the_inputs_without_a_recurrent_layer()
     g = stack.evaluate(spec, case.params, case.batch)["gradient"]["inputs"]
     padded = np.all(case.batch.inputs == 0.0, axis=-1)
     assert padded.any() and np.all(g[padded] == 0) and np.all(np.any(g[~padded] != 0, axis=-1)), g
+
+
+# The porting-bug options (reference/layers.py: gate_activations, bw_order, output_shift) that
+# verify/hypotheses.py injects: their hand-written backward against central differences, element by element.
+PORTING_BUG_LAYERS = [
+    Recurrent("lstm", "lstm", 3, gate_activations=(("i", "hard_sigmoid"), ("f", "tanh"), ("g", "sigmoid"),
+                                                   ("o", "hard_sigmoid_keras2"))),
+    Recurrent("gru", "gru", 3, gate_activations=(("z", "tanh"), ("r", "hard_sigmoid_keras2"), ("h", "sigmoid"))),
+    Recurrent("gru", "gru", 3, reset_after=False, gate_activations=(("r", "tanh"), ("h", "relu"))),
+    Recurrent("bi", "lstm", 2, bidirectional=True, bw_order="forward"),
+    Recurrent("bi", "gru", 2, bidirectional=True, merge_mode="mul", bw_order="not_realigned"),
+    Recurrent("bi", "simple_rnn", 3, bidirectional=True, return_sequences=False, bw_order="input_reversed_twice"),
+    Recurrent("bi", "lstm", 2, bidirectional=True, output_shift=1),
+    Recurrent("lag", "gru", 3, go_backwards=True, return_sequences=False, output_shift=1),
+    Recurrent("tm", "lstm", 2, bidirectional=True, time_major=True),
+    Recurrent("tm", "gru", 3, return_sequences=False, time_major=True, output_shift=1),
+    Recurrent("first", "lstm", 2, bidirectional=True, return_sequences=False, last_output="first_step"),
+    Recurrent("first", "simple_rnn", 3, return_sequences=False, last_output="first_step"),
+]
+
+
+@pytest.mark.parametrize("layer", PORTING_BUG_LAYERS, ids=lambda l: f"{l.name}-{l.cell}-{l.gate_activations or ''}"
+                         f"{l.bw_order if l.bidirectional else ''}-shift{l.output_shift}")
+@pytest.mark.parametrize("masked", [False, True])
+def test_porting_bug_options_match_central_differences(layer: Recurrent, masked: bool) -> None:
+    """Every parameter, initial state and (unmasked) input element, with Masking's padding or without."""
+    first = (Masking("mask", 0.0),) if masked else ()
+    spec = StackSpec("bugs", 2, first + (layer, Dense("head", 2)))
+    case = make_stack_case(spec, 6)
+    grads = _grads_at(case, stack.evaluate(spec, case.params, case.batch)["gradient"])
+    f, point = _loss_at(case), _point(case)
+    worst = {}
+    for name, value in point.items():
+        num = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            for sign in (1, -1):
+                moved = dict(point)
+                moved[name] = value.copy()
+                moved[name][idx] += sign * 1e-6
+                num[idx] += sign * f(moved) / 2e-6
+        worst[name] = float(np.max(np.abs(num - grads[name])))
+    assert max(worst.values()) < 1e-8, {k: v for k, v in worst.items() if v >= 1e-8}
+
+
+def test_porting_bug_options_change_the_results_and_default_to_none() -> None:
+    """Each option moves the outputs (it models a bug), and a layer without them is the layer it always was."""
+    plain = Recurrent("bi", "lstm", 2, bidirectional=True)
+    assert (plain.gate_activations, plain.bw_order, plain.output_shift, plain.time_major) == ((), "reversed", 0, False)
+    spec = StackSpec("plain", 2, (plain, Dense("head", 2)))
+    case = make_stack_case(spec, 2)
+    base = stack.evaluate(spec, case.params, case.batch)["output"]["bi"]
+    for changes in ({"gate_activations": (("o", "tanh"),)}, {"bw_order": "forward"}, {"bw_order": "not_realigned"},
+                    {"bw_order": "input_reversed_twice"}, {"output_shift": 1}, {"time_major": True}):
+        moved = StackSpec("bug", 2, (replace(plain, **changes), Dense("head", 2)))
+        out = stack.evaluate(moved, case.params, case.batch)["output"]["bi"]
+        assert np.max(np.abs(out - base)) > 1e-3, changes
+    with pytest.raises(ValueError, match="needs a bidirectional layer"):
+        Recurrent("r", "lstm", 2, bw_order="forward")
+    with pytest.raises(ValueError, match="unknown gru gate"):
+        Recurrent("r", "gru", 2, gate_activations=(("o", "tanh"),))
+
+
+@pytest.mark.parametrize("option", [{"gate_activations": (("o", "tanh"),)}, {"output_shift": 1},
+                                    {"time_major": True}])
+def test_frameworks_refuse_a_layer_that_models_a_porting_bug(option: dict) -> None:
+    """Only the diagnosis sets these options; a framework built without them would verify another model."""
+    from reference.layers import check_buildable
+    layer = Recurrent("rnn/0", cell="lstm", hidden_size=3, **option)
+    with pytest.raises(ValueError, match=f"layer rnn/0: {next(iter(option))}=.* models a porting bug .*; torch cannot build it"):
+        check_buildable((layer,), "torch")
+    check_buildable((Recurrent("rnn/0", cell="lstm", hidden_size=3),), "torch")

@@ -1,6 +1,7 @@
 """TF1 graph cells through the stack adapter (adapters/tf1_stack.py, which hands a homogeneous stack to
 adapters/tf1_cells.py): build/extract both directions, Hypothesis properties in float64 and float32,
-the forget_bias trap, state_is_tuple=False, and static_bidirectional_rnn's last output."""
+the forget_bias trap, state_is_tuple=False (drawn by compare --model random; its halves swapped is a trap), and
+static_bidirectional_rnn's last output."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 
 from adapters import tf1_stack
+from reference.params import init_params
 from reference.spec import SequenceSpec
+from reference.stack import from_sequence
 from tests.recurrent_strategies import (build, cases, float64_figures, make_case, record, recurrent_specs, supports,
                                         verify_case)
 from verify import render
@@ -126,3 +129,74 @@ def test_float32_cancelling_gradient_sum_is_no_false_alarm():
     case = Case(spec, params, Batch(data["inputs"], data["targets"], states))
     report = verify_case(case, "tf1", "float32")
     assert report.verdict == "equivalent", render.table(report)
+
+
+def _first_drawn(state_is_tuple: bool) -> int:
+    """The first seed whose ``compare --model random`` draws TF1 LSTM cells with this state layout."""
+    from verify import random_model
+    return next(s for s in range(200) if dict(random_model.draw(s).tf1_options).get("state_is_tuple") is state_is_tuple)
+
+
+@pytest.mark.parametrize("state_is_tuple", [False, True])
+def test_random_draw_builds_and_verifies_its_tf1_state_layout(state_is_tuple):
+    """``compare --model random`` hands its drawn TF1 layout to the adapter the engine calls, names it in the
+    report, and the concatenated state [c, h] maps back to the canonical h and c."""
+    from verify import engine, random_model
+    seed = _first_drawn(state_is_tuple)
+    entry = random_model.entry(seed)
+    assert "tf1" in entry.frameworks
+    spec = entry.spec
+    model = tf1_stack.build(spec, init_params(spec, np.random.default_rng(0)), "float64")
+    assert model.state_is_tuple is state_is_tuple
+    assert model.lstm_cell == dict(random_model.draw(seed).tf1_options)["lstm_cell"]
+    report = engine.compare_model("random", ("tf1",), "float64", seed)
+    assert report.verdict == "equivalent", render.table(report)
+    assert random_model.TF1_STATE_LAYOUTS[state_is_tuple] in report.notes[0]
+    assert any(c.quantity == "state" and c.name.endswith("/c") for c in report.checks)
+
+
+@pytest.mark.parametrize("swap", ["none", "read", "fed"])
+def test_trap_concatenated_state_halves_swapped(swap, monkeypatch):
+    """With state_is_tuple=False TF1 keeps concat([c, h]); an adapter that takes it as [h, c] is caught: read
+    back swapped, every final state fails (the outputs stay right); fed swapped, the outputs fail too. Unswapped,
+    all is equivalent (so the same text swapped in adapters/tf1_cells.py fails this test too)."""
+    from adapters import tf1_cells
+    spec = SequenceSpec("concat_state", 3, 4, 2, cell="lstm", num_layers=2, bidirectional=True)
+    case = make_case(spec, 21)
+    n = spec.hidden_size
+    if swap == "read":
+        def canonical_state(model, pre, state):
+            return {pre: state[:, :n], pre + "/c": state[:, n:]}
+        monkeypatch.setattr(tf1_cells, "_canonical_state", canonical_state)
+    elif swap == "fed":
+        def tf1_state(model, pre, placeholders):
+            return tf1_cells._tf().concat([placeholders[pre], placeholders[pre + "/c"]], axis=1)
+        monkeypatch.setattr(tf1_cells, "_tf1_state", tf1_state)
+    model = build("tf1", spec, case.params, "float64", state_is_tuple=False)
+    report = verify_case(case, "tf1", "float64", model=model)
+    if swap == "none":
+        assert report.verdict == "equivalent", render.table(report)
+        return
+    finals = [report.find("tf1", "state", f"rnn/{k}/{d}{c}") for k in (0, 1) for d in ("fw", "bw") for c in ("", "/c")]
+    assert not any(c.ok for c in finals), render.table(report)
+    assert report.find("tf1", "output", "prediction").ok is (swap == "read"), render.table(report)
+
+
+def test_build_refuses_an_unknown_lstm_cell_or_option():
+    spec = SequenceSpec("l", 2, 3, 2, cell="lstm")
+    with pytest.raises(ValueError, match="unknown TF1 LSTM cell 'GRUCell'; expected one of: BasicLSTMCell, LSTMCell"):
+        build("tf1", spec, make_case(spec, 0).params, "float64", lstm_cell="GRUCell")
+    with pytest.raises(ValueError, match="unknown TF1 build option"):
+        tf1_stack.set_build_options(from_sequence(spec), state_is_tupel=False)
+
+
+@pytest.mark.parametrize("last_output", ["final", "last_step"])
+def test_top_layer_last_output_is_checked(last_output):
+    """With return_sequences=False the top layer's last output (what the head reads) is compared too, not only
+    the head's prediction."""
+    spec = SequenceSpec("last", 2, 3, 2, cell="gru", reset_after=False, num_layers=2, bidirectional=True,
+                        merge_mode="sum", return_sequences=False, last_output=last_output)
+    report = verify_case(make_case(spec, 8, steps=5), "tf1", "float64")
+    assert report.verdict == "equivalent", render.table(report)
+    check = report.find("tf1", "output", "rnn/1")
+    assert check.shape == (3, 3) and check.ok

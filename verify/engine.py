@@ -12,7 +12,8 @@ import numpy as np
 from adapters import registry
 from reference.params import init_params
 from reference.spec import Batch, SequenceSpec
-from verify import noise, stage, tolerance, zoo
+from reference.stack import StackSpec
+from verify import hypotheses, noise, stage, tolerance, zoo
 from verify.compare import Results, compare_results, compare_tensor
 from verify.odd_one_out import odd_one_out
 from verify.report import Allowance, Check, Report
@@ -95,6 +96,20 @@ def check_run(spec: SequenceSpec, batch: Batch, dtype: str, run: FrameworkRun,
     return checks, ref, allow
 
 
+def diagnose_run(spec: SequenceSpec, batch: Batch, dtype: str, run: FrameworkRun, checks: list[Check], ref: Results,
+                 allow: dict[tuple[str, str], Allowance], label: str | None = None) -> tuple[list[Check], list[str]]:
+    """When ``run`` fails against the reference: the known porting bugs that, injected into the reference on the
+    weights read back from it, reproduce its results (verify/hypotheses.py). Returns the checks, its failing
+    ones diagnosed, and the notes (naming the framework ``label``, if given); the checks unchanged and no
+    notes when nothing failed or the model is not a layer stack (the seq2seq models have their own checks)."""
+    if not isinstance(spec, StackSpec) or not any(hypotheses.needs_diagnosis(c, run.framework) for c in checks):
+        return checks, []
+    diagnosis = hypotheses.diagnose(spec, run.extracted, seen_by(batch, dtype), run.results,
+                                    lambda q, n: allow[(q, n)], reference=ref)
+    return (hypotheses.annotate(run.framework, diagnosis, checks, label),
+            hypotheses.notes(label or run.framework, diagnosis))
+
+
 def visible(ref: Results, results: Results) -> Results:
     """``ref`` without the inner layers' outputs a framework cannot show (those of the lower layers of one
     fused nn.LSTM(num_layers=2) or TF1 MultiRNNCell); every other tensor stays required."""
@@ -148,7 +163,7 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     progress(f"importing {', '.join(frameworks)}")
     vers = versions(spec, frameworks)
     timings["imports"] = time.perf_counter() - t
-    runs, allows, checks, hidden = [], [], [], []
+    runs, allows, checks, hidden, diagnosed = [], [], [], [], []
     for fw in frameworks:
         t = time.perf_counter()
         progress(f"{fw}: building, reading back and running the model ({dtype})")
@@ -161,6 +176,13 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
             fw_checks, ref, allow = check_run(spec, batch, dtype, run, built_from=params)
         hidden += unseen(ref, run)
         timings[f"{fw}: verify"] = time.perf_counter() - t
+        if any(hypotheses.needs_diagnosis(c, fw) for c in fw_checks):
+            t = time.perf_counter()
+            progress(f"{fw}: trying the known porting bugs on the reference")
+            with stage.phase("diagnosing", fw):
+                fw_checks, found = diagnose_run(spec, batch, dtype, run, fw_checks, ref, allow)
+            timings[f"{fw}: diagnosis"] = time.perf_counter() - t
+            diagnosed += found
         runs.append(run)
         allows.append(allow)
         checks += fw_checks
@@ -168,5 +190,5 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
         for j in range(i + 1, len(runs)):
             checks += cross_check(spec, dtype, runs[i], runs[j], allows[i], allows[j])
     notes = (spec.description,) + ((f"not visible, so not checked: {', '.join(hidden)}",) if hidden else ())
-    notes += tuple(odd_one_out(checks))
+    notes += tuple(diagnosed) + tuple(odd_one_out(checks))
     return Report(name, dtype, seed, tuple(frameworks), vers, tuple(checks), notes, timings)

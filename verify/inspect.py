@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from reference.layers import BUG_DEFAULTS as _BUG_OPTIONS  # only the diagnosis sets them: shown when it does
 from verify import files
 
 TRANSFORMS = {"identity": "as is", "transpose": "transposed",
@@ -16,6 +17,8 @@ TRANSFORMS = {"identity": "as is", "transpose": "transposed",
 def _relevant(layer: object, option: str) -> bool:
     """Options that mean something for this layer (a GRU's reset_after, not an LSTM's)."""
     cell, bidirectional = getattr(layer, "cell", None), getattr(layer, "bidirectional", False)
+    if option in _BUG_OPTIONS:
+        return getattr(layer, option) != _BUG_OPTIONS[option]
     return not ((option == "reset_after" and cell != "gru")
                 or (option in ("forget_bias", "use_peepholes", "proj_size") and cell != "lstm")
                 or (option == "recurrent_activation" and cell == "simple_rnn")

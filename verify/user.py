@@ -21,7 +21,7 @@ from reference import stack
 from reference.layers import Embedding, Masking, Recurrent
 from reference.spec import Batch
 from reference.stack import StackSpec
-from verify import engine, stage, tolerance, weights
+from verify import engine, hypotheses, stage, tolerance, weights
 from verify.compare import Results, compare_results
 from verify.odd_one_out import odd_one_out
 from verify.report import Check, Report
@@ -296,6 +296,32 @@ def _label(spec: StackSpec, sides: list[Side], check: Check) -> Check:
     return replace(check, layer=" / ".join(dict.fromkeys(n for n in names if n)) or None)
 
 
+def diagnose_side(spec: StackSpec, side: Side, primary: Side, batch: Batch, dtype: str, results: Results,
+                  checks: list[Check], ref: Results, allow: dict, label: str | None = None
+                  ) -> tuple[list[Check], list[str]]:
+    """Why a side's results fail against the reference (on the first side's weights). When its own weights
+    differ and the reference on them reproduces its results, its weights are the whole story (their
+    parameter checks name the bug); otherwise the known porting bugs are tried on the reference on the
+    weights read back from it (verify/hypotheses.py). ``label`` names the side in the notes."""
+    who = label or side.framework
+    params = side.params
+    try:
+        stack.check_params(spec, params)
+    except ValueError:
+        params = primary.params  # its weights do not fit the description: its parameter checks say how
+    run = engine.FrameworkRun(side.framework, params, results)
+    if params is not primary.params:
+        case = hypotheses.full_case(spec, params, engine.seen_by(batch, dtype))
+        own = hypotheses.Injected(case)
+        if hypotheses.reproduces(case, own, results, hypotheses.reported(results, lambda q, n: allow[(q, n)]),
+                                 lambda q, n: allow[(q, n)]) <= 1.0:
+            text = (f"{who} computes what the reference computes on the weights read back from it: its results "
+                    f"differ because its weights differ from {primary.framework}'s (see its parameter checks)")
+            return [replace(c, diagnosis=text) if hypotheses.needs_diagnosis(c, side.framework) else c
+                    for c in checks], [text]
+    return engine.diagnose_run(spec, batch, dtype, run, checks, ref, allow, label)
+
+
 def compare_sides(spec: StackSpec, sides: list[Side], batch: Batch, dtype: str, seed: int, notes: tuple[str, ...],
                   progress: Callable[[str], None] = lambda s: None) -> Report:
     """Weights of every side against the first (the architecture's file), then each side's results against
@@ -317,6 +343,7 @@ def compare_sides(spec: StackSpec, sides: list[Side], batch: Batch, dtype: str, 
     time_axis, gates = engine._locators(spec)
     produced: list[tuple[Side, Results]] = []
     unseen: list[str] = []
+    diagnosed: list[str] = []
     for side in sides:
         progress(f"{side.framework}: running {side.label} ({dtype})")
         t = time.perf_counter()
@@ -325,8 +352,19 @@ def compare_sides(spec: StackSpec, sides: list[Side], batch: Batch, dtype: str, 
         timings[f"{side.framework}: run"] = time.perf_counter() - t
         mine = _restrict(ref, results)
         unseen += [f"{side.framework} {q}/{n}" for q in ref for n in ref[q] if n not in mine.get(q, {})]
-        checks += compare_results(side.framework, "reference", _restrict(results, mine), mine,
-                                  lambda q, n: allow[(q, n)], dtype, time_axis, gates)
+        side_checks = compare_results(side.framework, "reference", _restrict(results, mine), mine,
+                                      lambda q, n: allow[(q, n)], dtype, time_axis, gates)
+        if any(hypotheses.needs_diagnosis(c, side.framework) for c in side_checks):
+            progress(f"{side.framework}: trying the known porting bugs on the reference")
+            t = time.perf_counter()
+            with stage.phase("diagnosing", side.framework):
+                shared = sum(s.framework == side.framework for s in sides) > 1  # --torch and --torch-module
+                side_checks, found = diagnose_side(spec, side, primary, batch, dtype, _restrict(results, mine),
+                                                   side_checks, ref, allow,
+                                                   f"{side.framework} {side.label}" if shared else None)
+            timings[f"{side.framework}: diagnosis"] = time.perf_counter() - t
+            diagnosed += found
+        checks += side_checks
         produced.append((side, results))
     for i in range(len(produced)):
         for j in range(i + 1, len(produced)):
@@ -336,7 +374,7 @@ def compare_sides(spec: StackSpec, sides: list[Side], batch: Batch, dtype: str, 
                                       lambda q, n: tolerance.combined(allow[(q, n)], allow[(q, n)]), dtype,
                                       time_axis, gates)
     checks = [_label(spec, sides, c) for c in checks]
-    extra = tuple(n for s in sides for n in s.notes) + tuple(odd_one_out(checks))
+    extra = tuple(n for s in sides for n in s.notes) + tuple(diagnosed) + tuple(odd_one_out(checks))
     if unseen:
         extra += (f"not produced, so not checked: {', '.join(unseen[:8])}" + (" ..." if len(unseen) > 8 else ""),)
     versions = {"python": engine.platform.python_version(), "numpy": np.__version__}

@@ -44,6 +44,17 @@ def _ends_agree(spec: SequenceSpec, rng: np.random.Generator, batch: int = 8, st
     return Batch(bits, labels, _all_states(spec, rng, batch))
 
 
+def _positives_both_ways(spec: SequenceSpec, rng: np.random.Generator, batch: int = 8, steps: int = 10) -> Batch:
+    """Streams of digits -9..9; the targets at each step are how many positive digits came so far and how many
+    are still to come (this step counted in both), so the per-step head needs both directions. Digits this
+    large push a few percent of the gate pre-activations past +-3, where hard_sigmoid saturates: with inputs
+    in +-1 none do, and a gate computed without its clip would pass."""
+    digits = rng.integers(-9, 10, size=(batch, steps, spec.input_size)).astype(np.float64)
+    positive = (digits[..., :1] > 0).astype(np.float64)
+    so_far, to_come = np.cumsum(positive, axis=1), np.cumsum(positive[:, ::-1], axis=1)[:, ::-1]
+    return Batch(digits, np.concatenate([so_far, to_come], axis=-1), _all_states(spec, rng, batch))
+
+
 def _layers(**options: Any) -> StackSpec:
     """The layer stack of recurrent layers ``rnn/0``, ``rnn/1``, ... and a Dense ``head`` (SequenceSpec's options)."""
     return from_sequence(SequenceSpec(**options))
@@ -88,6 +99,19 @@ MODELS: dict[str, ZooModel] = {
                      description="two stacked LSTM layers + Dense counting ones at every step; every layer's h and c "
                                  "start non-zero; MSE loss"),
         _running_sum_all_states, ("tensorflow", "torch", "tf1")),
+    # No tf1: TF1's BasicLSTMCell and LSTMCell gate with math_ops.sigmoid (no option), so they cannot hold it.
+    "bidirectional_stacked_hard": ZooModel(
+        _layers(name="bidirectional_stacked_hard", input_size=1, hidden_size=5, output_size=2, cell="lstm",
+                recurrent_activation="hard_sigmoid", num_layers=2, bidirectional=True, merge_mode="concat",
+                return_sequences=True, loss="mse", accuracy="abs_tol", accuracy_tol=0.05,
+                description="two stacked bidirectional LSTM layers (concat, both returning sequences) with "
+                            "Keras 3's hard_sigmoid gates, relu6(x + 3) / 6, + Dense at every step on digits -9..9: "
+                            "how many positive digits came so far and are still to come (some gates saturate); "
+                            "every layer's and direction's h and c start non-zero; torch's nn.LSTM has only sigmoid "
+                            "gates, so torch runs a loop of torch ops with nn.LSTM's parameter names (the bias split "
+                            "over bias_ih and bias_hh); TF1 cells have sigmoid gates only; MSE loss, accuracy "
+                            "|y - t| < 0.05"),
+        _positives_both_ways),
 }
 
 
