@@ -7,7 +7,8 @@ would be a test that cannot fail. Exit code 1 when some mutation is caught by no
 ``python tests/mutate_traps.py --verdicts [--sweep N] [-n WORKERS]`` measures the verdicts themselves
 instead: every mutant of tests/mutants.py through ``compare`` (sensitivity: exit 1; localisation: the
 side blamed; diagnosis: the bug named), and N drawn models of correct code (false alarms), spread over
-the cores with pytest-xdist. Exit code 1 when any figure falls short.
+the cores with pytest-xdist. Exit code 1 when any figure falls short; every row (with the report's notes)
+is kept in verdicts.jsonl.
 """
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ def verdicts(sweep: int, workers: str) -> int:
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers,
                         "tests/test_mutants.py"], env=env, capture_output=True, text=True)
         rows = [json.loads(p.read_text()) for p in sorted(Path(out).glob("*.json"))]
+    Path("verdicts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))  # every row, for a closer look
     mutants = [r for r in rows if not r["id"].startswith("sweep:")]
     sweep_rows = [r for r in rows if r["id"].startswith("sweep:")]
     for r in mutants:

@@ -88,9 +88,10 @@ def test_an_injected_bug_is_named(entry: Entry) -> None:
     assert finding.used == 0.0, f"{entry.id}: its own results use {finding.used:.3g} of the allowance, not 0"
     assert f"`{target.where}`" in finding.sentence or entry.scope == "model", finding.sentence
     parts = entry.id.split("_")
-    if "swap" in parts:  # lstm_swap_if: the sentence names gates i and f
-        a, b = parts[-1]
-        assert f"gates {a} and {b} swapped in `{target.where}`" in finding.sentence, finding.sentence
+    if "swap" in parts:  # lstm_swap_if[_kernel...]: the sentence names gates i and f (in those tensors only)
+        a, b = parts[2]
+        where = f"`{target.where}`" if len(parts) == 3 else f"of `{target.where}` only"
+        assert f"gates {a} and {b} swapped in " in finding.sentence and where in finding.sentence, finding.sentence
     elif entry.id.endswith("_block_transposed"):  # lstm_o_block_transposed: the o block
         assert finding.sentence.startswith(f"the {parts[1]} block of the recurrent kernel of `{target.where}`"), \
             finding.sentence

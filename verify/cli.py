@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     c.add_argument("--html", metavar="PATH", help="also write the report as one HTML page to PATH: every check, and "
                                                   "plots of each failing tensor's error per time step and per gate")
+    _ci_report_args(c)
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     c.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
     c.add_argument("--table", action="store_true", help="print every check, not just the summary")
@@ -57,7 +58,41 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
     o.add_argument("--table", action="store_true", help="print every check, not just the summary")
     o.add_argument("--html", metavar="PATH", help="also write the verification report as one HTML page to PATH")
+    _ci_report_args(o)
+    _snapshot_parsers(sub)
     return p
+
+
+def _snapshot_parsers(sub: argparse._SubParsersAction) -> None:
+    """``snapshot`` and ``check``: framework-upgrade regression checks (verify/snapshot.py, verify/check.py)."""
+    s = sub.add_parser("snapshot", help="record a model's inputs, weights, every framework's results, the reference, "
+                                        "the policy and the environment in a directory, for `check` after an upgrade")
+    s.add_argument("--model", help="a model from `python -m verify list` (or random, with --seed)")
+    s.add_argument("--frameworks", help="comma-separated subset of the model's frameworks (default: all of them)")
+    _user_model_args(s)
+    s.add_argument("--inputs", metavar="X.npy", help="your own inputs (with your own files)")
+    s.add_argument("--targets", metavar="Y.npy", help="targets for your own inputs")
+    s.add_argument("--dtype", default="float32", help="dtype the frameworks compute in: float32 or float64")
+    s.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
+    s.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="directory to write snapshot.json and arrays.npz into (created if missing)")
+    s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    s.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
+    k = sub.add_parser("check", help="recompute a snapshot with the installed versions: drift per tensor, its "
+                                     "direction, the changed environment; exit 1 beyond the policy")
+    k.add_argument("snapshot", metavar="DIR", help="a directory written by `python -m verify snapshot`")
+    k.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
+    _ci_report_args(k)
+    k.add_argument("--table", action="store_true", help="print every check, not just the summary")
+    k.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    k.add_argument("--debug", action="store_true", help="when a run cannot complete, print the traceback")
+
+
+def _ci_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--junit", metavar="PATH", help="also write the report as JUnit XML to PATH (one test case per "
+                                                   "check) for a CI server")
+    p.add_argument("--markdown", metavar="PATH", help="also write a Markdown summary to PATH (for a CI job summary, "
+                                                      "e.g. $GITHUB_STEP_SUMMARY)")
 
 
 def _tf1_options(p: argparse.ArgumentParser) -> None:
@@ -82,7 +117,7 @@ def _cmd_list() -> int:
     for name, entry in zoo.MODELS.items():
         print(f"{name:<{width}}  {entry.spec.description}")
     print(f"{'random':<{width}}  a layer stack drawn from --seed (cells, activations, embeddings, masks, "
-          "directions, merge modes); the report names it")
+          "directions, merge modes, TF1 cells and state layouts); the report names it")
     return EXIT_OK
 
 
@@ -108,6 +143,11 @@ def _open_html(path: str | None) -> str | None:
     return _open_report(path, "HTML")
 
 
+def _open_ci(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """--junit and --markdown paths, checked before the work as _open_report checks --json."""
+    return _open_report(args.junit, "JUnit"), _open_report(args.markdown, "Markdown")
+
+
 def _write_report(path: str | None, text: str, suffix: str = ".json") -> None:
     """The whole report or nothing: written beside the target, then renamed over it."""
     if path is None:
@@ -125,17 +165,27 @@ def _progress(quiet: bool):
     return (lambda s: None) if quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
 
 
-def _finish(report, json_path: str | None, full: bool = False, html_path: str | None = None) -> int:
+def _finish(report, json_path: str | None, full: bool = False, html_path: str | None = None,
+            junit_path: str | None = None, markdown_path: str | None = None) -> int:
     from verify import render
     # the page is drawn before anything is printed or written, so that a failure to draw it leaves no half result
     page = None
     if html_path:
         from verify import html
         page = html.page(report)
+    ci = []  # rendered up front as well, for the same reason
+    if junit_path:
+        from verify.junit import junit
+        ci.append((junit_path, junit(report), ".xml"))
+    if markdown_path:
+        from verify.markdown import markdown
+        ci.append((markdown_path, markdown(report), ".md"))
     print(render.table(report) if full else render.summary(report))
     _write_report(json_path, render.to_json(report))
     if page is not None:
         _write_report(html_path, page, ".html")
+    for path, text, suffix in ci:
+        _write_report(path, text, suffix)
     return EXIT_OK if report.verdict == "equivalent" else EXIT_MISMATCH
 
 
@@ -150,11 +200,12 @@ def _cmd_compare_files(args: argparse.Namespace) -> int:
     if args.tf1_checkpoint and args.torch_module:
         raise UsageError("--torch-module goes with --keras; with --tf1-checkpoint give --torch WEIGHTS.pt")
     json_path, html_path = _open_report(args.json), _open_html(args.html)
+    junit_path, markdown_path = _open_ci(args)
     report = api.compare_files(keras=args.keras, torch=args.torch, torch_module=args.torch_module,
                                tf1_checkpoint=args.tf1_checkpoint, forget_bias=args.forget_bias,
                                activation=args.activation, inputs=args.inputs, targets=args.targets,
                                dtype=args.dtype, seed=args.seed, progress=_progress(args.quiet))
-    return _finish(report, json_path, args.table, html_path)
+    return _finish(report, json_path, args.table, html_path, junit_path, markdown_path)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -188,8 +239,79 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.dtype not in engine.DTYPES:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
     json_path, html_path = _open_report(args.json), _open_html(args.html)
+    junit_path, markdown_path = _open_ci(args)
     report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
-    return _finish(report, json_path, args.table, html_path)
+    return _finish(report, json_path, args.table, html_path, junit_path, markdown_path)
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    """Take the snapshot, write it, then read it back and rerun it (``check``): a snapshot that cannot be read,
+    or that the same environment does not reproduce, is found now rather than after the upgrade."""
+    from verify import check, engine, snapshot, zoo
+    if args.dtype not in engine.DTYPES:
+        raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UsageError(f"-o {args.output}: exists and is not a directory; expected a directory for the snapshot")
+    progress = _progress(args.quiet)
+    if args.keras or args.tf1_checkpoint or args.torch or args.torch_module:
+        if args.model or args.frameworks:
+            raise UsageError("give --model (and --frameworks) for a built-in model, or your own files (--keras, "
+                             "--torch, --tf1-checkpoint), not both")
+        if args.keras and args.tf1_checkpoint:
+            raise UsageError("give --keras or --tf1-checkpoint, not both: one of them is the architecture")
+        snap = snapshot.take_files(keras=args.keras, torch=args.torch, torch_module=args.torch_module,
+                                   tf1_checkpoint=args.tf1_checkpoint, forget_bias=args.forget_bias,
+                                   activation=args.activation, inputs=args.inputs, targets=args.targets,
+                                   dtype=args.dtype, seed=args.seed, progress=progress)
+    else:
+        if args.inputs or args.targets:
+            raise UsageError("--inputs and --targets apply to your own models (--keras or --tf1-checkpoint)")
+        if not args.model:
+            raise UsageError("the following arguments are required: --model NAME, or --keras MODEL.keras / "
+                             "--tf1-checkpoint PREFIX with --torch WEIGHTS.pt")
+        if args.model == "random":
+            from verify import random_model
+            available = random_model.entry(args.seed).frameworks
+        elif args.model in zoo.MODELS:
+            available = zoo.MODELS[args.model].frameworks
+        else:
+            raise UsageError(f"unknown model {args.model!r}; expected one of: {', '.join(zoo.MODELS)}, or random")
+        frameworks = available if args.frameworks is None else \
+            tuple(dict.fromkeys(f.strip() for f in args.frameworks.split(",") if f.strip()))
+        unknown = [f for f in frameworks if f not in available]
+        if unknown or not frameworks:
+            raise UsageError(f"framework(s) {', '.join(unknown) or repr(args.frameworks)} not available for model "
+                             f"{args.model!r}; expected a comma-separated subset of: {', '.join(available)}")
+        snap = snapshot.take_model(args.model, frameworks, args.dtype, args.seed, progress)
+    js, npz = snapshot.write(snap, args.output)
+    progress("reading the snapshot back and rerunning it")
+    outcome = check.check(args.output, progress)
+    with open(js, encoding="utf-8") as fh:
+        n_arrays = len(json.load(fh)["arrays"])
+    print(f"snapshot {args.output}: {snapshot.JSON_NAME} {os.path.getsize(js)} bytes, {snapshot.ARRAYS_NAME} "
+          f"{os.path.getsize(npz)} bytes ({n_arrays} arrays); model {snap.model} | dtype {snap.dtype} | seed "
+          f"{snap.seed} | {', '.join(snap.frameworks)}")
+    print(check.text(outcome).replace("verdict: unchanged", "read back and rerun: unchanged", 1))
+    return EXIT_OK if outcome.exit_code == 0 else EXIT_MISMATCH
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from verify import check
+    json_path = _open_report(args.json)
+    junit_path, markdown_path = _open_ci(args)
+    outcome = check.check(args.snapshot, _progress(args.quiet))
+    ci = []  # rendered before anything is printed or written, so that a failure leaves no half result
+    if junit_path:
+        from verify.junit import junit
+        ci.append((junit_path, junit(outcome.report), ".xml"))
+    if markdown_path:
+        from verify.markdown import markdown
+        ci.append((markdown_path, markdown(outcome.report), ".md"))
+    print(check.text(outcome, args.table))
+    _write_report(json_path, check.to_json(outcome))
+    for path, text, suffix in ci:
+        _write_report(path, text, suffix)
+    return EXIT_OK if outcome.exit_code == 0 else EXIT_MISMATCH
 
 
 def _could_not_complete(e: BaseException, args: argparse.Namespace | None, debug: bool) -> int:
@@ -245,10 +367,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "port":
             from verify import port
             html_path = _open_html(args.html)
+            junit_path, markdown_path = _open_ci(args)
             report = port.port(args.source, args.to, args.output, like=args.like, forget_bias=args.forget_bias,
                                activation=args.activation, dtype=args.dtype, seed=args.seed,
                                progress=_progress(args.quiet))
-            return _finish(report, None, args.table, html_path)
+            return _finish(report, None, args.table, html_path, junit_path, markdown_path)
+        if args.command == "snapshot":
+            return _cmd_snapshot(args)
+        if args.command == "check":
+            return _cmd_check(args)
         return _cmd_compare(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

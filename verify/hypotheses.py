@@ -255,13 +255,16 @@ def _has_mask(case: Case) -> bool:
 
 # ------------------------------------------------------------------------------------------ entries
 
-def _permutation(cell: str, order: tuple[int, ...], sentence: str, ident: str) -> Entry:
-    """The gate blocks of one direction's kernel, recurrent kernel and biases used in another order:
-    slot j computed from block ``order[j]``."""
+def _permutation(cell: str, order: tuple[int, ...], sentence: str, ident: str,
+                 only: tuple[str, ...] = GATE_STACKED) -> Entry:
+    """The gate blocks of one direction's kernel, recurrent kernel and biases (or of the tensors ``only``
+    names: a layout table wrong for one tensor) used in another order: slot j computed from block ``order[j]``."""
     inv = _inverse(order)
 
-    def inject(case: Case, t: Target) -> Injected:
-        names = _stacked(case.params, t.prefixes[0])
+    def inject(case: Case, t: Target) -> Injected | None:
+        names = _stacked(case.params, t.prefixes[0], only)
+        if not names:
+            return None
         params, pull = _map(case.params, names, lambda a: permute_blocks(a, order), lambda g: permute_blocks(g, inv))
         return Injected(replace(case, params=params), pull)
     return Entry(ident, sentence, "direction", (cell,), inject)
@@ -269,6 +272,11 @@ def _permutation(cell: str, order: tuple[int, ...], sentence: str, ident: str) -
 
 def _moved(gates: tuple[str, ...], order: tuple[int, ...]) -> str:
     return ", ".join(f"{gates[j]} from the {gates[k]} block" for j, k in enumerate(order) if j != k)
+
+
+# subsets of a direction's gate-stacked tensors that a layout table can get wrong on their own
+ONE_TENSOR_SUBSETS = (("kernels", ("kernel", "recurrent_kernel")), ("input kernel", ("kernel",)),
+                      ("recurrent kernel", ("recurrent_kernel",)), ("biases", ("bias", "recurrent_bias")))
 
 
 def _permutations() -> list[Entry]:
@@ -284,6 +292,10 @@ def _permutations() -> list[Entry]:
             ga, gb = gates[a], gates[b]
             out.append(_permutation(cell, tuple(order), f"gates {ga} and {gb} swapped in {{where}}"
                                     + notes.get((cell, ga, gb), ""), f"{cell}_swap_{ga}{gb}"))
+            # one table row wrong: the same swap in some of the gate-stacked tensors only
+            for label, only in ONE_TENSOR_SUBSETS:
+                out.append(_permutation(cell, tuple(order), f"gates {ga} and {gb} swapped in the {label} of {{where}} "
+                                        f"only", f"{cell}_swap_{ga}{gb}_{'_'.join(only)}", only))
     named = [("lstm", (1, 2, 3, 0), "lstm_rotated_left", "rotated by one block"),
              ("lstm", (3, 0, 1, 2), "lstm_rotated_right", "rotated by one block the other way"),
              ("lstm", (2, 3, 0, 1), "lstm_rotated_two", "rotated by two blocks (halves swapped)"),
