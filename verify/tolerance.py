@@ -81,7 +81,12 @@ RULES = {
                     "weights",
     "decoding": "greedy decisions: may differ from the reference's argmax only at near ties (top-2 margin "
                 "within twice the outputs' allowance)",
+    "drift": "drift vs snapshot (check): the new result against the one the snapshot recorded may differ by the "
+             "sum of both sides' allowances against the reference, as two implementations may",
+    "reference drift": f"the float64 reference vs its snapshot: normwise within {1e-12:g} of the tensor's largest "
+                       "|value| (float64 rounding of another summation order); more is a change of the reference",
 }
+REFERENCE_DRIFT = 1e-12  # the float64 reference reproduces itself normwise to this (see README, tolerance policy)
 
 
 def _scale(ref: np.ndarray) -> float:
@@ -128,6 +133,20 @@ def for_parameters(dtype: str) -> Allowance:
 def combined(a: Allowance, b: Allowance) -> Allowance:
     """Framework against framework: the sum of both sides' allowances against the reference."""
     return Allowance(a.atol + b.atol, a.rtol + b.rtol, f"sum of {a.atol:.3g} and {b.atol:.3g}", RULES["pair"])
+
+
+def for_drift(allowance: Allowance) -> Allowance:
+    """A framework's new result against its snapshot: old and new may each use the whole allowance against the
+    reference (triangle inequality), so a drift between two results that both pass never fails."""
+    return Allowance(2 * allowance.atol, 2 * allowance.rtol, f"twice {allowance.atol:.3g} + {allowance.rtol:.3g}"
+                     f"|ref| ({allowance.why})", RULES["drift"])
+
+
+def for_reference_drift(ref: np.ndarray) -> Allowance:
+    """The reference recomputed now against the reference the snapshot recorded."""
+    scale = float(np.max(np.abs(ref))) if np.size(ref) else 0.0
+    return Allowance(REFERENCE_DRIFT * scale, 0.0, f"{REFERENCE_DRIFT:g} x the tensor's largest |value| "
+                                                   f"{scale:.3g}", RULES["reference drift"])
 
 
 def trained_pair(a: Allowance, b: Allowance, drift: float, scale_a: float, scale_b: float) -> Allowance:

@@ -153,20 +153,88 @@ def _first_divergence(spec: Any, frameworks: tuple[str, ...], checks: list[Check
     return lines
 
 
-def _add_teacher_forced(spec: Any, family: Any, adapter: Any, model: Any, trained: dict, test64: Any, dtype: str,
-                        results: Results, ref: Results, allow: dict) -> None:
-    """The training objective on the held-out set: loss and gradients under teacher forcing, where the
-    decoder reads the previous target (greedy decoding's fed-back one-hot carries no gradient; this does
-    not either, but every step's input is then the same on both sides by construction)."""
-    t_res = adapter.run(model, dataclasses.replace(spec, decoding="teacher"), test64, dtype)
-    t_ref = family.evaluate(spec, trained, test64, "teacher")
-    t_low = family.evaluate(spec, _cast(trained, dtype), test64.astype(np.dtype(dtype)), "teacher") \
-        if dtype != "float64" else None
-    for q in ("loss", "gradient"):
-        tq = f"teacher-forced {q}"
-        results[tq], ref[tq] = t_res[q], t_ref[q]
-        for n, v in t_ref[q].items():
-            allow[(tq, n)] = tolerance.for_tensor(v, dtype, _floor(None if t_low is None else t_low[q][n], v))
+def gates_of(spec: Any) -> Callable[[str, str], tuple[str, ...]]:
+    """The gate blocks of each gate-stacked tensor of a trained model, by (quantity, name)."""
+    family = importlib.import_module(spec.family)
+
+    def gates(q: str, n: str) -> tuple[str, ...]:
+        return family.gate_blocks(spec, n) if q in ("gradient", "teacher-forced gradient", "parameter",
+                                                    "trained parameter", "training step") else ()
+    return gates
+
+
+def _teacher_forced(spec: Any) -> bool:
+    """Whether the held-out set is also run under teacher forcing: the training objective on the held-out set,
+    where the decoder reads the previous target (greedy decoding's fed-back one-hot carries no gradient; this
+    does not either, but every step's input is then the same on both sides by construction)."""
+    return spec.kind != "bidirectional" and spec.decoding == "greedy"
+
+
+def held_out_run(spec: Any, adapter: Any, model: Any, test: Any, dtype: str) -> Results:
+    """One framework's results on the held-out set: the spec's decoding, and where the decoder is greedy also
+    the teacher-forced loss and gradients (as ``teacher-forced loss`` / ``teacher-forced gradient``)."""
+    from verify.engine import seen_by
+    results = adapter.run(model, spec, test, dtype)
+    if _teacher_forced(spec):
+        t_res = adapter.run(model, dataclasses.replace(spec, decoding="teacher"), seen_by(test, dtype), dtype)
+        for q in ("loss", "gradient"):
+            results[f"teacher-forced {q}"] = t_res[q]
+    return results
+
+
+def held_out_reference(spec: Any, trained: dict, test: Any, decoded: np.ndarray | None, dtype: str
+                       ) -> tuple[Results, dict[tuple[str, str], Allowance]]:
+    """The reference on the held-out set from ``trained`` weights, along the symbols a framework ``decoded``
+    (greedy decoding), and the allowance of each tensor; with teacher-forced loss and gradients where
+    ``held_out_run`` has them."""
+    from verify.engine import seen_by
+    family = importlib.import_module(spec.family)
+    path = test
+    if decoded is not None and spec.decoding == "greedy":
+        path = test.with_fed_back(decoded[:, :-1].astype(np.int64))
+    path64 = seen_by(path, dtype)
+    ref = family.evaluate(spec, trained, path64)
+    low = None  # the noise floor: the same recomputation rounded to dtype
+    if dtype != "float64":
+        low = family.evaluate(spec, _cast(trained, dtype), path64.astype(np.dtype(dtype)))
+    allow: dict[tuple[str, str], Allowance] = {}
+    for q, tensors in ref.items():
+        for n, v in tensors.items():
+            if q != "accuracy" and n != "decoded":
+                allow[(q, n)] = tolerance.for_tensor(v, dtype, _floor(None if low is None else low[q][n], v))
+    allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
+        family.decision_margins(spec, ref, path64), allow[("output", "prediction")],
+        float(np.max(np.abs(ref["output"]["prediction"]))))
+    if _teacher_forced(spec):
+        test64 = seen_by(test, dtype)
+        t_ref = family.evaluate(spec, trained, test64, "teacher")
+        t_low = family.evaluate(spec, _cast(trained, dtype), test64.astype(np.dtype(dtype)), "teacher") \
+            if dtype != "float64" else None
+        for q in ("loss", "gradient"):
+            tq = f"teacher-forced {q}"
+            ref[tq] = t_ref[q]
+            for n, v in t_ref[q].items():
+                allow[(tq, n)] = tolerance.for_tensor(v, dtype, _floor(None if t_low is None else t_low[q][n], v))
+    return ref, allow
+
+
+def held_out_checks(framework: str, spec: Any, results: Results, ref: Results, allow: dict, dtype: str
+                    ) -> tuple[list[Check], list[str]]:
+    """A framework's held-out results against the reference: its greedy decisions (near ties may differ), then
+    every tensor; and the note on diverging decisions, if any."""
+    family = importlib.import_module(spec.family)
+    checks: list[Check] = []
+    notes: list[str] = []
+    decoded = results["output"].get("decoded")
+    if decoded is not None:
+        check, note = _decisions(framework, decoded, ref, allow[("output", "prediction")], dtype)
+        checks.append(check)
+        if note:
+            notes.append(note)
+    checks += compare_results(framework, "reference", results, _without(ref, "output", "decoded"),
+                              lambda q, n: allow[(q, n)], dtype, lambda q, n: family.time_axis(spec, q, n),
+                              gates_of(spec))
+    return checks, notes
 
 
 @dataclass
@@ -188,9 +256,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
 
     family = importlib.import_module(spec.family)
 
-    def gates(q: str, n: str) -> tuple[str, ...]:
-        return family.gate_blocks(spec, n) if q in ("gradient", "teacher-forced gradient", "parameter",
-                                                    "trained parameter", "training step") else ()
+    gates = gates_of(spec)
     adapters = {fw: registry.get(fw, spec) for fw in frameworks}
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
@@ -271,35 +337,11 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
                                          allow_trained[pname], dtype, None, gates("trained parameter", pname)))
         checks.append(compare_tensor(fw, "reference SGD", "loss", "training", fw_losses[fw], ref_losses,
                                      allow_trained["training"], dtype, 0))
-        results = adapters[fw].run(models[fw], spec, test, dtype)
-        decoded = results["output"].get("decoded")
-        path = test
-        if decoded is not None and spec.decoding == "greedy":
-            path = test.with_fed_back(decoded[:, :-1].astype(np.int64))
-        path64 = seen_by(path, dtype)
-        ref = family.evaluate(spec, trained, path64)
-        low = None  # the noise floor: the same recomputation rounded to dtype
-        if dtype != "float64":
-            low = family.evaluate(spec, _cast(trained, dtype), path64.astype(np.dtype(dtype)))
-        allow: dict[tuple[str, str], Allowance] = {}
-        for q, tensors in ref.items():
-            for n, v in tensors.items():
-                if q != "accuracy" and n != "decoded":
-                    allow[(q, n)] = tolerance.for_tensor(v, dtype, _floor(None if low is None else low[q][n], v))
-        allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
-            family.decision_margins(spec, ref, path64), allow[("output", "prediction")],
-            float(np.max(np.abs(ref["output"]["prediction"]))))
-        if decoded is not None:
-            check, note = _decisions(fw, decoded, ref, allow[("output", "prediction")], dtype)
-            checks.append(check)
-            if note:
-                notes.append(note)
-        if spec.kind != "bidirectional" and spec.decoding == "greedy":
-            _add_teacher_forced(spec, family, adapters[fw], models[fw], trained, seen_by(test, dtype), dtype,
-                                results, ref, allow)
-        checks += compare_results(fw, "reference", results, _without(ref, "output", "decoded"),
-                                  lambda q, n: allow[(q, n)], dtype, lambda q, n: family.time_axis(spec, q, n),
-                                  gates)
+        results = held_out_run(spec, adapters[fw], models[fw], test, dtype)
+        ref, allow = held_out_reference(spec, trained, test, results["output"].get("decoded"), dtype)
+        fw_checks, fw_notes = held_out_checks(fw, spec, results, ref, allow, dtype)
+        checks += fw_checks
+        notes += fw_notes
         sides.append(_Side(fw, trained, fw_losses[fw], results, ref, allow, allow_trained))
 
     for i in range(len(sides)):
