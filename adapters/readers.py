@@ -339,7 +339,26 @@ def screen_keras_file(path: str) -> dict:
         _screen_objects(path, config)
     except RecursionError:
         raise BadFile(path, "model config nested too deeply to be a model of this tool") from None
-    return {"format": fmt, "config": config}
+    version = _h5_keras_version(path) if fmt == "h5" else None
+    if version is not None and not version.startswith(("2.", "3.")):
+        raise BadFile(path, f"saved by Keras {version}; expected a model saved by Keras 2 or 3")
+    from adapters.keras2_h5 import is_keras2
+    # Keras 3 cannot load a Keras 2 .h5 (it refuses time_major): such files are read by adapters/keras2_h5.py
+    return {"format": fmt, "config": config, "keras_version": version,
+            "keras2": fmt == "h5" and is_keras2(version, config)}
+
+
+def _h5_keras_version(path: str) -> str | None:
+    """The root attribute ``keras_version`` (both Keras 2 and 3 write it, with ``backend``), or None."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get("keras_version")
+    except Exception:  # noqa: BLE001 - _h5_config has opened it already; a second failure is as bad
+        return None
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _keras_archive_config(path: str) -> dict:
@@ -468,7 +487,9 @@ def load_keras_model(path: str) -> Any:
     """The Keras model in ``path`` (compile=False, safe_mode=True) after ``screen_keras_file``; BadFile for any
     refusal by Keras and for NaN/Inf weights."""
     path = str(path)
-    screen_keras_file(path)
+    if screen_keras_file(path)["keras2"]:
+        raise BadFile(path, "saved by Keras 2, which Keras 3 cannot load (it refuses Keras 2's time_major option); "
+                            "compare, inspect and port read it without Keras (adapters/keras2_h5.py)")
     from adapters.tf_import import import_tf
     _, keras = import_tf()
     try:

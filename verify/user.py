@@ -41,6 +41,7 @@ class Side:
     layer_name: dict[str, str] = field(default_factory=dict)    # canonical layer -> its own layer / module
     notes: tuple[str, ...] = ()
     model: Any = None                               # the framework model (for ``port``)
+    steps: int | None = None                        # the input length the file fixes, where no model says it
 
 
 def _keras_names(spec: StackSpec) -> dict[str, str]:
@@ -65,8 +66,32 @@ def _keras_names(spec: StackSpec) -> dict[str, str]:
 def load_keras(path: str, dtype: str) -> tuple[StackSpec, Side]:
     """The description and weights of a Keras file, and how to run it (float64: rebuilt in float64)."""
     from adapters import keras3, readers
+    if readers.screen_keras_file(path)["keras2"]:  # Keras 3 cannot load it: read without Keras, then rebuilt
+        return keras2_side(path, dtype)
     keras3._activation("hard_sigmoid_keras2")  # registered, so that models this tool wrote with it load back
     return keras_side(readers.load_keras_model(path), path, dtype)
+
+
+def keras2_side(path: str, dtype: str) -> tuple[StackSpec, Side]:
+    """A Keras 2 .h5 read with h5py (adapters/keras2_h5.py): the description keeps Keras 2's definitions (the
+    reference runs them); the tensorflow side is Keras 3 rebuilt from it with the file's weights, computing what
+    Keras 3 computes for the same layer names (its hard_sigmoid differs from Keras 2's)."""
+    from adapters import keras2_h5, keras_stack
+    read = keras2_h5.read(path)
+    rebuilt = keras2_h5.as_keras3(read.spec)
+    model = keras_stack.build(rebuilt, read.params, "float32")
+
+    def run(batch: Batch, dt: str) -> Results:
+        built = model if dt == "float32" else keras_stack.build(rebuilt, read.params, dt)
+        return keras_stack.run(built, rebuilt, batch, dt)
+    versions = keras_stack.versions()
+    notes = (f"{os.path.basename(path)} was saved by Keras {read.keras_version}, which Keras 3 cannot load: read with "
+             f"h5py; the tensorflow side is Keras {versions['keras']} rebuilt from its config with its weights, the "
+             "reference computes Keras 2's definitions",)
+    hard = keras2_h5.hard_sigmoid_note(read)
+    notes += (hard,) if hard else ()
+    return read.spec, Side("tensorflow", path, read.params, run, read.tensor_name,
+                           {l.name: f"keras {l.name}" for l in read.spec.layers}, notes, model, read.steps)
 
 
 def keras_side(model: Any, label: str, dtype: str) -> tuple[StackSpec, Side]:
@@ -211,6 +236,8 @@ def fold_forget_bias(spec: StackSpec, params: dict[str, np.ndarray], stored: str
 
 def steps_of(side: Side) -> int:
     """The number of steps a Keras model's input signature fixes, else ``STEPS``."""
+    if side.steps:
+        return side.steps
     shape = getattr(side.model, "input_shape", None) if side.framework == "tensorflow" else None
     steps = shape[1] if isinstance(shape, tuple) and len(shape) > 1 else None
     return steps if isinstance(steps, int) and steps > 0 else STEPS
