@@ -427,20 +427,34 @@ def read(path: str) -> Keras2Model:
                        hard)
 
 
-def as_keras3(spec: StackSpec) -> StackSpec:
-    """The same layers as Keras 3 computes them from the file's names: Keras 2's ``hard_sigmoid`` becomes Keras 3's
-    ``hard_sigmoid`` (relu6(x + 3) / 6), the function Keras 3 runs for that name."""
-    def k3(name: str) -> str:
-        return "hard_sigmoid" if name == "hard_sigmoid_keras2" else name
-    layers = tuple(replace(l, activation=k3(l.activation), recurrent_activation=k3(l.recurrent_activation))
+# What Keras 3 computes for a Keras 2 file's activation names, as reference names (where they differ)
+KERAS3_NAMES = {"hard_sigmoid_keras2": "hard_sigmoid"}
+
+
+def renamed(spec: StackSpec, names: dict[str, str]) -> StackSpec:
+    """``spec`` with the recurrent layers' activations renamed by ``names`` (reference name -> reference name)."""
+    def k(name: str) -> str:
+        return names.get(name, name)
+    layers = tuple(replace(l, activation=k(l.activation), recurrent_activation=k(l.recurrent_activation))
                    if isinstance(l, Recurrent) else l for l in spec.layers)
     return replace(spec, layers=layers)
 
 
-def hard_sigmoid_note(model: Keras2Model) -> str | None:
-    """The note a report carries when a layer uses hard_sigmoid: which definition each side computes."""
+def as_keras3(spec: StackSpec) -> StackSpec:
+    """The same layers as Keras 3 computes them from the file's names: Keras 2's ``hard_sigmoid`` becomes Keras 3's
+    ``hard_sigmoid`` (relu6(x + 3) / 6), the function Keras 3 runs for that name."""
+    return renamed(spec, KERAS3_NAMES)
+
+
+def hard_sigmoid_note(model: Keras2Model, keras3: bool = True) -> str | None:
+    """The note a report carries when a layer uses hard_sigmoid: which definition each side computes (``keras3``:
+    whether the tensorflow side is Keras 3; Keras 2 runs the file's own definition)."""
     if not model.hard_sigmoid_layers:
         return None
+    if not keras3:
+        return (f"the file was saved by Keras {model.keras_version}: hard_sigmoid = {KERAS2_HARD_SIGMOID} (layers "
+                f"{', '.join(model.hard_sigmoid_layers)}), which the installed Keras 2, the reference and torch run; "
+                f"Keras 3 would compute {KERAS3_HARD_SIGMOID} for the same name")
     return (f"the file was saved by Keras {model.keras_version}: hard_sigmoid = {KERAS2_HARD_SIGMOID}; Keras 3 "
             f"computes {KERAS3_HARD_SIGMOID} for the same name (layers {', '.join(model.hard_sigmoid_layers)}): the "
             "reference and torch run Keras 2's definition, the Keras 3 rebuild runs Keras 3's")

@@ -1,8 +1,9 @@
-"""Keras 3 (TensorFlow backend) helpers the stack adapter (``adapters/keras_stack.py``) builds on: the
+"""Keras (TensorFlow backend) helpers the stack adapter (``adapters/keras_stack.py``) builds on: the
 import, versions, activations, and reading/writing one Keras layer's variables through a layout table.
 
-``hard_sigmoid_keras2`` (Keras 2's definition) is passed as a registered callable, since Keras 3's own
-``hard_sigmoid`` is relu6(x + 3) / 6.
+Keras 3 and Keras 2 (tf.keras 2.15) differ in variable names and in what ``hard_sigmoid`` means
+(``adapters/keras_compat.py``): under Keras 3 ``hard_sigmoid_keras2`` (Keras 2's definition) is passed as a
+registered callable, under Keras 2 the reference's ``hard_sigmoid`` (Keras 3's relu6(x + 3) / 6) is.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters import tables
+from adapters import keras_compat, tables
 from adapters.tf_import import import_tf
 
 FRAMEWORK = "tensorflow"
@@ -25,22 +26,10 @@ def versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-_KERAS2_HARD_SIGMOID: list = []
-
-
 def _activation(name: str) -> Any:
-    """Keras's name for an activation, or a registered function (Bidirectional re-creates its layers
-    from their config, which cannot hold a lambda)."""
-    if name != "hard_sigmoid_keras2":
-        return name
-    if not _KERAS2_HARD_SIGMOID:
-        _, keras = _import()
-
-        @keras.saving.register_keras_serializable(package="rnn_verify")
-        def hard_sigmoid_keras2(z: Any) -> Any:
-            return keras.ops.clip(0.2 * z + 0.5, 0.0, 1.0)
-        _KERAS2_HARD_SIGMOID.append(hard_sigmoid_keras2)
-    return _KERAS2_HARD_SIGMOID[0]
+    """Keras's name for an activation, or a registered function where the installed Keras means something else
+    by the reference's name (Bidirectional re-creates its layers from their config, which cannot hold a lambda)."""
+    return keras_compat.activation(name)
 
 
 def _table(layer: Any) -> tuple:
@@ -54,7 +43,7 @@ def _table(layer: Any) -> tuple:
 
 
 def _by_name(layer: Any) -> dict[str, Any]:
-    return {v.name: v for v in layer.weights}
+    return {keras_compat.variable_name(v): v for v in layer.weights}
 
 
 def _assign(layer: Any, table: tuple, params: dict, pre: str, dtype: str) -> None:

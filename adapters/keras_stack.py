@@ -1,4 +1,4 @@
-"""Keras 3 adapter for layer stacks (``StackSpec``): describe a user's model, build one, read its weights, run it."""
+"""Keras adapter for layer stacks (``StackSpec``), Keras 3 or 2 (tf.keras 2.15): describe, build, read weights, run."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from adapters import keras3, tables
+from adapters import keras3, keras_compat, tables
 from adapters.tf_import import import_tf
 from reference import stack
 from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent, check_buildable
@@ -95,20 +95,16 @@ def _last_step_class() -> Any:
 
 def custom_objects() -> dict[str, Any]:
     """What ``keras.saving.load_model`` needs for a model this adapter built (``custom_objects=``): the
-    LastStep layer and Keras 2's hard_sigmoid."""
-    return {"rnn_verify>LastStep": _last_step_class(),
-            "rnn_verify>hard_sigmoid_keras2": keras3._activation("hard_sigmoid_keras2")}
+    LastStep layer and the registered hard_sigmoid (Keras 2's under Keras 3, Keras 3's under Keras 2)."""
+    return {"rnn_verify>LastStep": _last_step_class(), **keras_compat.custom_objects()}
 
 
 # ---------------------------------------------------------------------------------------------- describe
 
 def _activation_name(fn: Any, allowed: tuple[str, ...], where: str) -> str:
-    _, keras = import_tf()
-    if fn is keras3._activation("hard_sigmoid_keras2"):
-        return "hard_sigmoid_keras2"
-    for name in allowed:
-        if fn is keras.activations.get(name):
-            return name
+    name = keras_compat.activation_name(fn, allowed)
+    if name is not None:
+        return name
     raise ValueError(f"{where}: activation {getattr(fn, '__name__', fn)!r} is not one of {', '.join(allowed)}")
 
 
@@ -195,17 +191,17 @@ def _chain(model: Any) -> list[Any]:
         op, index, _ = t._keras_history
         if isinstance(op, keras.layers.InputLayer):
             break
-        args = op._inbound_nodes[index].arguments
+        args, kwargs = keras_compat.node_arguments(op, index)
         # Keras records a propagated mask as a ``mask=`` tensor of the call (computed by its own ops): allowed
-        others = [k for k, v in args.kwargs.items()
-                  if k != "mask" and any(isinstance(a, keras.KerasTensor) for a in keras.tree.flatten(v))]
-        n_in = len(keras.tree.flatten(args.args))
-        if n_in != 1 or not isinstance(args.args[0], keras.KerasTensor) or others:
+        others = [k for k, v in kwargs.items()
+                  if k != "mask" and any(keras_compat.is_keras_tensor(a) for a in keras_compat.flatten(v))]
+        n_in = len(keras_compat.flatten(args))
+        if n_in != 1 or not keras_compat.is_keras_tensor(args[0]) or others:
             raise ValueError(f"Keras model {model.name}: layer {type(op).__name__} ({op.name}) is called on {n_in} "
                              f"tensor(s){' and ' + ', '.join(others) if others else ''}; a linear stack calls each "
                              "layer on the previous layer's output alone")
         chain.append(op)
-        t = args.args[0]
+        t = args[0]
     chain.reverse()
     if [id(l) for l in chain] != [id(l) for l in layers]:
         raise ValueError(f"Keras model {model.name}: its layers {[l.name for l in layers]} are not one linear chain "
@@ -390,11 +386,15 @@ def _loss_and_accuracy(spec: StackSpec, y: Any, targets: Any) -> tuple[Any, Any]
     """The formulas of reference/losses.py and reference/metrics.py: Keras's loss object where Keras has the
     same loss (given the dtype), the reference's ops where it has not."""
     _, keras = import_tf()
-    ops = keras.ops
-    if spec.loss == "mse":
+    ops = keras_compat.ops()
+    # Keras 2's loss objects take no dtype and compute in the predictions' dtype, as Keras 3's do when told it
+    told = {"dtype": y.dtype} if keras_compat.major() >= 3 else {}
+    if spec.loss == "mse" and told:
         loss = keras.losses.MeanSquaredError(dtype=y.dtype)(targets, y)  # float32 unless told the dtype
+    elif spec.loss == "mse":
+        loss = keras.losses.MeanSquaredError()(targets, y)
     elif spec.loss == "softmax_ce":
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=y.dtype)(targets, y)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, **told)(targets, y)
     elif spec.loss == "prob_ce":  # -mean(log p[label]), no clip (Keras's loss object clips at 1e-7)
         loss = -ops.mean(ops.log(ops.take_along_axis(y, ops.expand_dims(targets, -1), axis=-1)[..., 0]))
     else:  # the article's clipped log loss
@@ -430,7 +430,7 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
       are attached again to the embedded sequence (as the reference keeps them).
     """
     tf, keras = import_tf()
-    from keras.src.backend import get_keras_mask, set_keras_mask  # no public API attaches a mask to a tensor
+    get_keras_mask, set_keras_mask = keras_compat.get_mask, keras_compat.set_mask
 
     reason = supports(spec, batch.lengths is not None)
     if reason:

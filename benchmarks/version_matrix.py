@@ -1,6 +1,7 @@
 """Version matrix: every zoo model snapshotted under one framework release and checked under another (snapshot + check).
 
-    .venv/bin/python benchmarks/version_matrix.py [--models lstm,gru,...] [--out DIR] [--fresh] [--no-install]
+    .venv/bin/python benchmarks/version_matrix.py [--models lstm,gru,...] [--frameworks tensorflow,...]
+                                                  [--dtype float32|float64] [--out DIR] [--fresh] [--no-install]
 
 Environments (virtual environments, created here when missing, reused otherwise; the project itself runs from this
 checkout, ``python -m verify`` in the repository root, so nothing is installed into them from it: its numpy>=2
@@ -10,7 +11,9 @@ requirement would fight TF 2.15's numpy<2):
   created here (README's set-up line makes it);
 * ``torch2141``: ``.venvs/torch2141``, torch 2.14.1 (the only other torch release this machine's package mirror
   holds besides the pinned 2.13.0; a CUDA build: 2.9 GB of wheels) and numpy 2.4.6;
-* ``tf215``: ``.venvs/tf215``, tensorflow-cpu 2.15.1, whose tf.keras is Keras 2 (numpy 1.26.4).
+* ``tf215``: ``.venvs/tf215``, tensorflow-cpu 2.15.1, whose tf.keras is Keras 2 (numpy 1.26.4); the Keras stack
+  adapter runs there through ``adapters/keras_compat.py``. pytest and hypothesis come along so that
+  ``tests/test_keras2_stack.py`` can run under Keras 2 (they change no result).
 
 For each framework the pairs (snapshot environment -> check environment) are the same environment twice (the
 control: a rerun must be bit for bit) and the two directions between the releases. A snapshot is taken once per
@@ -55,7 +58,8 @@ ENVS = {
                 {"tensorflow": "TF 2.21 / Keras 3.15", "tf1": "TF 2.21", "torch": "torch 2.13.0"}),
     "torch2141": Env("torch2141", ".venvs/torch2141", ("torch==2.14.1", "numpy==2.4.6"), ("torch",),
                      {"torch": "torch 2.14.1"}),
-    "tf215": Env("tf215", ".venvs/tf215", ("tensorflow-cpu==2.15.1",), ("tensorflow", "tf1"),
+    "tf215": Env("tf215", ".venvs/tf215", ("tensorflow-cpu==2.15.1", "pytest==9.2.0", "hypothesis==6.170.15"),
+                 ("tensorflow", "tf1"),
                  {"tensorflow": "TF 2.15 / Keras 2.15", "tf1": "TF 2.15"}),
 }
 # framework -> (snapshot env, check env) pairs: the control first, then both directions
@@ -101,15 +105,17 @@ def _run(args: list[str]) -> tuple[int, str]:
     return out.returncode, (lines[-1] if lines else "")
 
 
-def snapshot(env: Env, model: str, framework: str, out: str, fresh: bool) -> tuple[str | None, str]:
+def snapshot(env: Env, model: str, framework: str, out: str, fresh: bool, dtype: str = "float32"
+             ) -> tuple[str | None, str]:
     """The snapshot directory (None when it could not be taken) and why not."""
-    directory = os.path.join(out, "snapshots", env.name, model, framework)
+    # float32 keeps the directory names of the first runs, so that their snapshots are reused
+    directory = os.path.join(out, "snapshots", env.name, model, framework, *([] if dtype == "float32" else [dtype]))
     if os.path.exists(os.path.join(directory, "snapshot.json")) and not fresh:
         return directory, ""
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(os.path.dirname(directory), exist_ok=True)
     rc, last = _run([env.python, "-m", "verify", "snapshot", "--model", model, "--frameworks", framework,
-                     "-o", directory, "--quiet"])
+                     "--dtype", dtype, "-o", directory, "--quiet"])
     return (directory, "") if rc in (0, 1) and os.path.exists(os.path.join(directory, "snapshot.json")) else \
         (None, f"snapshot exit {rc}: {last}")
 
@@ -157,10 +163,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", help="comma-separated zoo models (default: every one `python -m verify list` shows)")
     p.add_argument("--out", default=os.path.join(ROOT, ".venvs", "version_matrix"), help="snapshots, checks, matrix")
+    p.add_argument("--frameworks", help="comma-separated frameworks (default: each model's zoo frameworks)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--fresh", action="store_true", help="take every snapshot again")
     p.add_argument("--no-install", action="store_true", help="skip environments that do not exist yet")
     args = p.parse_args()
     models = args.models.split(",") if args.models else [m for m in zoo.MODELS]
+    only = set(args.frameworks.split(",")) if args.frameworks else None
+    suffix = "" if args.dtype == "float32" else f"@{args.dtype}"
     envs = {name: ensure(env, not args.no_install) for name, env in ENVS.items()}
     for name, info in envs.items():
         print(f"env {name}: {info}", file=sys.stderr, flush=True)
@@ -168,29 +178,39 @@ def main() -> int:
     started = time.perf_counter()
     for model in models:
         for fw in zoo.MODELS[model].frameworks:
+            if only is not None and fw not in only:
+                continue
             for src, dst in PAIRS.get(fw, ()):
-                tag = f"{model}/{fw}/{src}->{dst}"
+                tag = f"{model}/{fw}/{src}->{dst}{suffix}"
                 a, b = ENVS[src], ENVS[dst]
                 if envs[src].get("missing") or envs[dst].get("missing"):
                     cells[tag] = {"error": "environment not installed"}
                     continue
-                directory, why = snapshot(a, model, fw, args.out, args.fresh)
+                directory, why = snapshot(a, model, fw, args.out, args.fresh, args.dtype)
                 cells[tag] = check(b, directory, fw, args.out, tag.replace("/", "__")) if directory else {"error": why}
                 print(f"{tag}: {cell_text(cells[tag])} ({time.perf_counter() - started:.0f} s)", file=sys.stderr,
                       flush=True)
-    with open(os.path.join(args.out, "matrix.json"), "w") as f:
-        json.dump({"environments": envs, "cells": cells}, f, indent=1)
+    name = "matrix.json" if only is None and not suffix else \
+        f"matrix-{'-'.join(sorted(only or ['all']))}{suffix.replace('@', '-')}.json"  # a partial run: its own file
+    path = os.path.join(args.out, name)
+    if os.path.exists(path) and (args.models or only):  # partial runs (other models) accumulate in their file
+        with open(path) as f:
+            cells = {**json.load(f).get("cells", {}), **cells}
+    with open(path, "w") as f:
+        json.dump({"environments": envs, "dtype": args.dtype, "cells": cells}, f, indent=1)
     for fw, pairs in PAIRS.items():
-        rows = [m for m in models if fw in zoo.MODELS[m].frameworks]
+        rows = [m for m in models if fw in zoo.MODELS[m].frameworks and f"{m}/{fw}/{pairs[0][0]}->{pairs[0][1]}{suffix}"
+                in cells]
         if not rows:
             continue
         titles = [f"{ENVS[s].label[fw]} -> {ENVS[d].label[fw]}" for s, d in pairs]
-        print(f"\n{fw}: max drift as a share of its allowance (moved tensors: towards / away from the reference)\n")
+        print(f"\n{fw} ({args.dtype}): max drift as a share of its allowance (moved tensors: towards / away from the "
+              "reference)\n")
         print("| model | " + " | ".join(titles) + " |")
         print("| --- |" + " --- |" * len(pairs))
         for m in rows:
-            print(f"| {m} | " + " | ".join(cell_text(cells[f"{m}/{fw}/{s}->{d}"]) for s, d in pairs) + " |")
-        refs = [[cells[f"{m}/{fw}/{s}->{d}"].get("reference_drift") for s, d in pairs] for m in rows]
+            print(f"| {m} | " + " | ".join(cell_text(cells[f"{m}/{fw}/{s}->{d}{suffix}"]) for s, d in pairs) + " |")
+        refs = [[cells[f"{m}/{fw}/{s}->{d}{suffix}"].get("reference_drift") for s, d in pairs] for m in rows]
         worst = [max((r[i] for r in refs if r[i] is not None), default=None) for i in range(len(pairs))]
         print("| reference (largest normwise drift, any model) | "
               + " | ".join("n/a" if w is None else f"{w:.2g}" for w in worst) + " |")

@@ -140,3 +140,31 @@ def test_users_files_are_rebuilt_from_their_weights(tmp_path, capsys) -> None:
     assert [l["kind"] for l in doc["spec"]["layers"]] == ["Recurrent", "Dense"]
     rc, out, err = _run(capsys, "check", str(tmp_path / "snap"), "--quiet")
     assert rc == 0 and "verdict: unchanged" in out, out + err
+
+
+def test_a_keras_2_files_keras_3_side_is_what_keras_3_computes(tmp_path, capsys) -> None:
+    """As compare: a Keras 2 .h5 whose LSTM gates with hard_sigmoid is rebuilt by Keras 3, which computes its own
+    hard_sigmoid (relu6(x + 3) / 6) for the file's name, while the reference runs Keras 2's (0.2 x + 0.5): the
+    snapshot records the mismatch compare reports (exit 1), and check rebuilds the Keras side the same way (no drift).
+    With sigmoid gates the file is equivalent. A hand-edited renaming that names no activation is refused."""
+    import os
+    data = os.path.join(os.path.dirname(__file__), "data", "keras2")
+    hard, sigmoid = os.path.join(data, "lstm_hard_sigmoid.h5"), os.path.join(data, "lstm_sigmoid.h5")
+    assert _run(capsys, "compare", "--keras", hard, "--quiet")[0] == 1
+    rc, out, err = _run(capsys, "snapshot", "--keras", hard, "-o", str(tmp_path / "hard"), "--quiet")
+    assert rc == 1 and "tensorflow vs reference: output prediction" in out, out + err
+    doc = json.loads((tmp_path / "hard" / "snapshot.json").read_text())
+    assert doc["build_options"] == {"tensorflow": {"activations": {"hard_sigmoid_keras2": "hard_sigmoid"}}}
+    assert doc["spec"]["layers"][0]["recurrent_activation"] == "hard_sigmoid_keras2"  # what the reference runs
+    assert any("relu6(x + 3) / 6" in n for n in doc["notes"])
+    rc, out, err = _run(capsys, "check", str(tmp_path / "hard"), "--json", str(tmp_path / "r.json"), "--quiet")
+    report = json.loads((tmp_path / "r.json").read_text())
+    failed = {(c["framework"], c["against"]) for c in report["checks"] if not c["ok"]}
+    assert rc == 1 and failed == {("tensorflow", "reference")}, out + err
+    assert report["check"]["moved"] == []  # rebuilt as the snapshot ran it: bit for bit
+    assert _run(capsys, "snapshot", "--keras", sigmoid, "-o", str(tmp_path / "sigmoid"), "--quiet")[0] == 0
+    assert json.loads((tmp_path / "sigmoid" / "snapshot.json").read_text())["build_options"] == {}
+    doc["build_options"]["tensorflow"]["activations"] = {"hard_sigmoid_keras2": "softsign"}
+    (tmp_path / "hard" / "snapshot.json").write_text(json.dumps(doc))
+    rc, out, err = _run(capsys, "check", str(tmp_path / "hard"), "--quiet")
+    assert rc == 2 and "build_options: tensorflow activations" in err and len(err.splitlines()) == 1, err

@@ -156,8 +156,8 @@ def _stack(snap: snapshots.Snapshot, rec: snapshots.Record, refs: dict, progress
         from adapters import tf1_stack
         tf1_stack.set_build_options(spec, **snap.build_options[fw])
     progress(f"{fw}: rebuilding from the snapshot's weights and running ({dtype})")
-    with stage.phase("building and running", fw):
-        run = engine.run_framework(fw, spec, rec.weights, batch, dtype)
+    with stage.phase("building and running", fw):  # as the snapshot ran it (a Keras 2 file: Keras 3's names)
+        run = engine.run_framework(fw, snapshots.run_spec(snap, fw), rec.weights, batch, dtype)
     key = tuple((n, v.tobytes()) for n, v in sorted(rec.read_back.items()))
     checks: list[Check] = []
     if key not in refs:  # frameworks holding the same weights share one reference, checked against its snapshot once

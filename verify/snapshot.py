@@ -8,9 +8,10 @@ from __future__ import annotations
 # * ``snapshot.json``: ``format`` (the string ``FORMAT``), ``format_version`` (``FORMAT_VERSION``), ``model``,
 #   ``kind`` (``zoo``, ``random``, ``files`` or ``trained``), ``dtype``, ``seed``, ``frameworks``, ``spec`` (the
 #   model's description: the layer stack, or the article's model), ``batch`` (which inputs the arrays hold),
-#   ``build_options`` (per framework, e.g. TF1's drawn LSTM cell), ``source`` (how ``--verify-update`` takes it
-#   again), ``environment``, ``policy`` (per framework, each tensor's allowance: atol, rtol, why, rule), ``notes``
-#   and ``arrays``: an index of every array (key, role, framework, quantity, name, shape, dtype).
+#   ``build_options`` (per framework, e.g. TF1's drawn LSTM cell, or ``activations``: the reference activations a
+#   Keras 2 file's tensorflow side computes under other names), ``source`` (how ``--verify-update`` takes it again),
+#   ``environment``, ``policy`` (per framework, each tensor's allowance: atol, rtol, why, rule), ``notes`` and
+#   ``arrays``: an index of every array (key, role, framework, quantity, name, shape, dtype).
 # * ``arrays.npz``: the arrays of the index, plain numeric ``.npy`` members of a deflated zip (the layout
 #   ``np.savez_compressed`` writes, with a fixed timestamp so that the same snapshot gives the same bytes),
 #   read with ``np.load(allow_pickle=False)``. Roles: ``input`` (the batch), ``weights`` (what the framework was
@@ -271,9 +272,11 @@ def _batch_from(d: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
 
 # --- taking a snapshot ----------------------------------------------------------------------------------------
 
-def _record_stack(fw: str, spec: Any, weights: dict, batch: Any, dtype: str) -> Record:
+def _record_stack(fw: str, spec: Any, weights: dict, batch: Any, dtype: str, runs: Any = None) -> Record:
+    """One framework built from ``weights`` and run (on ``runs``, the description as the framework computes it, where
+    that differs: a Keras 2 file under Keras 3), and the reference on ``spec``."""
     from verify import engine
-    run = engine.run_framework(fw, spec, weights, batch, dtype)
+    run = engine.run_framework(fw, runs or spec, weights, batch, dtype)
     ref, allow = engine.reference_and_allowances(spec, run.extracted, batch, dtype)
     return Record(fw, dict(weights), run.extracted, run.results, ref, allow)
 
@@ -381,10 +384,18 @@ def take_files(keras: str | None = None, torch: str | None = None, torch_module:
     frameworks = tuple(s.framework for s in sides)
     env = environment(frameworks)
     records = []
+    options: dict[str, dict] = {}
+    renamed_notes: list[str] = []
     for side in sides:
+        runs = None
+        if side.activations:  # a Keras 2 file under Keras 3: the tensorflow side runs what Keras 3 computes, as compare
+            from adapters import keras2_h5
+            runs = keras2_h5.renamed(spec, side.activations)
+            options[side.framework] = {"activations": dict(side.activations)}
+            renamed_notes.extend(side.notes)  # which definition each side computes, as compare says
         with stage.phase("building and running", side.framework):
             progress(f"{side.framework}: building from {side.label}'s weights, running, the reference ({dtype})")
-            records.append(_record_stack(side.framework, spec, side.params, batch, dtype))
+            records.append(_record_stack(side.framework, spec, side.params, batch, dtype, runs))
     files = {"keras": keras, "torch": torch, "tf1_checkpoint": tf1_checkpoint, "inputs": inputs, "targets": targets}
     source = {k: os.path.abspath(v) for k, v in files.items() if v}
     if torch_module:
@@ -392,10 +403,12 @@ def take_files(keras: str | None = None, torch: str | None = None, torch_module:
     if tf1_checkpoint:
         source.update(forget_bias=forget_bias, activation=activation)
     labels = " and ".join(f"{s.framework} {s.label}" for s in sides)
-    # the sides' own notes describe running the files themselves; only TF1's forget_bias folding applies here
+    # the sides' own notes describe running the files themselves; TF1's forget_bias folding and a Keras 2 file's
+    # definitions (renamed_notes) apply here too
     notes = (f"{labels}: each framework built by the verifier's adapters from its file's weights (canonical layout), "
-             "as check rebuilds it", note) + tuple(n for s in sides if s.framework == "tf1" for n in s.notes)
-    return Snapshot(spec.name, "files", dtype, seed, spec, batch, tuple(records), env, source, {}, notes)
+             "as check rebuilds it", note) + tuple(n for s in sides if s.framework == "tf1" for n in s.notes) \
+        + tuple(renamed_notes)
+    return Snapshot(spec.name, "files", dtype, seed, spec, batch, tuple(records), env, source, options, notes)
 
 
 # --- writing ----------------------------------------------------------------------------------------------------
@@ -656,6 +669,7 @@ def read(directory: str) -> Snapshot:
     build_options = doc.get("build_options") or {}
     if not isinstance(build_options, dict) or not all(isinstance(v, dict) for v in build_options.values()):
         raise BadInput(f"{js}: build_options: expected an object of objects per framework")
+    _check_renames(build_options, js)
     env = doc.get("environment")
     source = doc.get("source")
     notes = doc.get("notes") or []
@@ -663,6 +677,28 @@ def read(directory: str) -> Snapshot:
         raise BadInput(f"{js}: environment and source must be objects, notes a list")
     return Snapshot(model, kind, dtype, seed, spec, batch, tuple(records), env, source, build_options,
                     tuple(str(n) for n in notes))
+
+
+def run_spec(snapshot: Snapshot, framework: str) -> Any:
+    """The description as ``framework`` ran it: the spec, with the activations its build options rename (a Keras 2
+    file under Keras 3 runs Keras 3's hard_sigmoid for the file's name; the reference runs the spec)."""
+    names = (snapshot.build_options.get(framework) or {}).get("activations")
+    if not names:
+        return snapshot.spec
+    from adapters import keras2_h5
+    return keras2_h5.renamed(snapshot.spec, dict(names))
+
+
+def _check_renames(build_options: dict, where: str) -> None:
+    from reference.spec import ACTIVATIONS
+    for fw, options in build_options.items():
+        names = options.get("activations")
+        if names is None:
+            continue
+        if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str) and k in ACTIVATIONS
+                                                  and v in ACTIVATIONS for k, v in names.items()):
+            raise BadInput(f"{where}: build_options: {fw} activations: expected an object mapping activation names "
+                           f"({', '.join(ACTIVATIONS)}) to activation names, got {str(names)[:80]}")
 
 
 def _check_batch(spec: Any, batch: Any, where: str) -> None:

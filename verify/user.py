@@ -42,6 +42,9 @@ class Side:
     notes: tuple[str, ...] = ()
     model: Any = None                               # the framework model (for ``port``)
     steps: int | None = None                        # the input length the file fixes, where no model says it
+    # reference activation -> the one this side computes instead: a Keras 2 file rebuilt by Keras 3 runs Keras 3's
+    # hard_sigmoid for the file's name ({"hard_sigmoid_keras2": "hard_sigmoid"}); snapshot records it
+    activations: dict[str, str] = field(default_factory=dict)
 
 
 def _keras_names(spec: StackSpec) -> dict[str, str]:
@@ -74,11 +77,14 @@ def load_keras(path: str, dtype: str) -> tuple[StackSpec, Side]:
 
 def keras2_side(path: str, dtype: str) -> tuple[StackSpec, Side]:
     """A Keras 2 .h5 read with h5py (adapters/keras2_h5.py): the description keeps Keras 2's definitions (the
-    reference runs them); the tensorflow side is Keras 3 rebuilt from it with the file's weights, computing what
-    Keras 3 computes for the same layer names (its hard_sigmoid differs from Keras 2's)."""
-    from adapters import keras2_h5, keras_stack
+    reference runs them); the tensorflow side is the installed Keras rebuilt from it with the file's weights,
+    computing what that Keras computes for the same layer names (Keras 3's hard_sigmoid differs from Keras 2's;
+    under Keras 2 itself the names mean what they meant when the file was saved)."""
+    from adapters import keras2_h5, keras_compat, keras_stack
     read = keras2_h5.read(path)
-    rebuilt = keras2_h5.as_keras3(read.spec)
+    is_keras3 = keras_compat.major() >= 3
+    renames = dict(keras2_h5.KERAS3_NAMES) if is_keras3 else {}
+    rebuilt = keras2_h5.renamed(read.spec, renames)
     model = keras_stack.build(rebuilt, read.params, "float32")
 
     def run(batch: Batch, dt: str) -> Results:
@@ -88,10 +94,12 @@ def keras2_side(path: str, dtype: str) -> tuple[StackSpec, Side]:
     notes = (f"{os.path.basename(path)} was saved by Keras {read.keras_version}, which Keras 3 cannot load: read with "
              f"h5py; the tensorflow side is Keras {versions['keras']} rebuilt from its config with its weights, the "
              "reference computes Keras 2's definitions",)
-    hard = keras2_h5.hard_sigmoid_note(read)
+    hard = keras2_h5.hard_sigmoid_note(read, is_keras3)
     notes += (hard,) if hard else ()
+    used = {n for l in read.spec.recurrent_layers for n in (l.activation, l.recurrent_activation)}
     return read.spec, Side("tensorflow", path, read.params, run, read.tensor_name,
-                           {l.name: f"keras {l.name}" for l in read.spec.layers}, notes, model, read.steps)
+                           {l.name: f"keras {l.name}" for l in read.spec.layers}, notes, model, read.steps,
+                           {a: b for a, b in renames.items() if a in used})
 
 
 def keras_side(model: Any, label: str, dtype: str) -> tuple[StackSpec, Side]:
