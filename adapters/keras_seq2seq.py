@@ -1,4 +1,4 @@
-"""Keras 3 adapter for the article's models: TF1's BasicRNNCell and AttentionCellWrapper as Keras layers.
+"""Keras adapter for the article's models (Keras 3 or 2): TF1's cells and AttentionCellWrapper as Keras layers.
 
 TensorFlow 2 has no AttentionCellWrapper (tf.contrib is gone). ``AttentionCellWrapper`` here is a
 Keras layer that wraps a cell layer and computes what TF1's did (reference/attention_wrapper.py has
@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from adapters import keras_compat
 from adapters import seq2seq_tables as st
 from adapters.tf_import import import_tf
 from reference.seq2seq import check_params
@@ -38,7 +39,7 @@ def versions() -> dict[str, str]:
 def _classes() -> dict[str, Any]:
     """Layer classes, defined on first use so that importing this module does not import TensorFlow."""
     _, keras = import_tf()
-    ops = keras.ops
+    ops = keras_compat.ops()  # Keras 2 has no keras.ops: the same TensorFlow ops by the same names
     init = keras.initializers.RandomUniform(-0.1, 0.1)
 
     class Linear(keras.layers.Layer):
@@ -167,7 +168,7 @@ def _classes() -> dict[str, Any]:
 
         def call(self, x: Any, targets: Any = None, teacher: bool = False) -> dict[str, Any]:
             spec = self.spec
-            b, dt = ops.shape(x)[0], keras.backend.standardize_dtype(x.dtype)
+            b, dt = ops.shape(x)[0], keras_compat.dtype_name(x.dtype)
             if spec.kind == "bidirectional":
                 state, fw = self.fw.zero_state(b, dt), []
                 for t in range(spec.input_steps):
@@ -261,7 +262,7 @@ def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[
     variables = _variables(model)
     with tf.GradientTape() as tape:
         res = model(x, y, teacher=spec.decoding == "teacher")
-        p, loss, acc = _loss_acc(keras.ops, res["logits"], y)
+        p, loss, acc = _loss_acc(keras_compat.ops(), res["logits"], y)
     grads = tape.gradient(loss, list(variables.values()))
     output = {"prediction": p.numpy(), "logits": res["logits"].numpy()}
     if spec.kind != "bidirectional":
@@ -277,18 +278,21 @@ def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[
 
 def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float, dtype: str,
           progress: Callable[[str], None] = lambda s: None,
-          after_step: Callable[[int], None] = lambda i: None) -> list[float]:
-    """Plain SGD (keras.optimizers.SGD) on the teacher-forced loss, one step per batch; the losses.
+          after_step: Callable[[int], None] = lambda i: None, optimizer: str = "sgd",
+          hyper: dict | None = None) -> list[float]:
+    """``optimizer`` (keras.optimizers.SGD by default; reference/optimizers.py names the others and their Keras
+    rules) on the teacher-forced loss, one step per batch; the losses. ``hyper``: its hyper-parameters by the
+    reference's names (Keras's defaults otherwise; ``clip_norm`` is ``global_clipnorm``).
 
     ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
     tf, keras = import_tf()
-    opt = keras.optimizers.SGD(learning_rate=lr)
+    opt = _optimizer(keras, optimizer, lr, hyper or {})
     variables = list(_variables(model).values())
 
     @tf.function(autograph=False)  # the loops run over Python ints: nothing for AutoGraph to convert
     def step(x: Any, y: Any) -> Any:
         with tf.GradientTape() as tape:
-            _, loss, _ = _loss_acc(keras.ops, model(x, y, teacher=True)["logits"], y)
+            _, loss, _ = _loss_acc(keras_compat.ops(), model(x, y, teacher=True)["logits"], y)
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
@@ -299,3 +303,22 @@ def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float,
         if (i + 1) % max(1, len(batches) // 4) == 0 or i + 1 == len(batches):
             progress(f"tensorflow: step {i + 1}/{len(batches)}, training loss {losses[-1]:.4f}")
     return losses
+
+
+def _optimizer(keras: Any, name: str, lr: float, hyper: dict) -> Any:
+    """keras.optimizers' optimiser for the reference's ``name`` with every hyper-parameter the reference resolves
+    (the reference's defaults are Keras's own)."""
+    from reference import optimizers
+    h = optimizers.resolve(name, "keras", **hyper)
+    wd = float(h["weight_decay"]) if h["weight_decay"] or name == "adamw" else None  # None: Keras skips the decay
+    common = dict(learning_rate=float(lr), weight_decay=wd, global_clipnorm=h["clip_norm"], clipvalue=h["clip_value"])
+    if name in ("sgd", "momentum", "nesterov"):
+        mu = 0.0 if name == "sgd" else float(h["momentum"])
+        return keras.optimizers.SGD(momentum=mu, nesterov=name == "nesterov", **common)
+    if name == "adagrad":
+        return keras.optimizers.Adagrad(initial_accumulator_value=h["initial_accumulator_value"], epsilon=h["eps"],
+                                        **common)
+    if name in ("rmsprop", "rmsprop_centered"):
+        return keras.optimizers.RMSprop(rho=h["rho"], epsilon=h["eps"], centered=name == "rmsprop_centered", **common)
+    cls = keras.optimizers.AdamW if name == "adamw" else keras.optimizers.Adam
+    return cls(beta_1=h["beta_1"], beta_2=h["beta_2"], epsilon=h["eps"], **common)

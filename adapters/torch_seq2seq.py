@@ -267,28 +267,62 @@ def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[
 
 def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float, dtype: str,
           progress: Callable[[str], None] = lambda s: None,
-          after_step: Callable[[int], None] = lambda i: None) -> list[float]:
-    """Plain SGD (torch.optim.SGD) on the teacher-forced loss, one step per batch; the losses.
+          after_step: Callable[[int], None] = lambda i: None, optimizer: str = "sgd",
+          hyper: dict | None = None) -> list[float]:
+    """``optimizer`` (torch.optim.SGD by default; reference/optimizers.py names the others and their torch rules)
+    on the teacher-forced loss, one step per batch; the losses. ``hyper``: its hyper-parameters by the reference's
+    names (torch's defaults otherwise); ``clip_norm`` and ``clip_value`` clip the gradients before each step with
+    torch.nn.utils.clip_grad_norm_ and clip_grad_value_, in that order.
 
     ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
-    torch = _torch()
     dt = _dtype(dtype)
     params = [p for p, _ in _parameters(model).values()]
-    opt = torch.optim.SGD(params, lr=lr)
+    opt, clip = _optimizer(params, optimizer, lr, hyper or {})
     losses = []
     with _one_thread():
-        _train_loop(model, batches, opt, dt, losses, progress, after_step)
+        _train_loop(model, batches, opt, dt, losses, progress, after_step, clip)
     return losses
 
 
+def _optimizer(params: list, name: str, lr: float, hyper: dict) -> tuple[Any, Callable[[], None]]:
+    """torch.optim's optimiser for the reference's ``name`` with every hyper-parameter the reference resolves (the
+    reference's defaults are torch's own), and the gradient clipping to run before each step."""
+    from reference import optimizers
+    torch = _torch()
+    h = optimizers.resolve(name, "torch", **hyper)
+    wd = h["weight_decay"]
+    if name == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    elif name in ("momentum", "nesterov"):
+        opt = torch.optim.SGD(params, lr=lr, momentum=h["momentum"], nesterov=name == "nesterov", weight_decay=wd)
+    elif name == "adagrad":
+        opt = torch.optim.Adagrad(params, lr=lr, eps=h["eps"], weight_decay=wd,
+                                  initial_accumulator_value=h["initial_accumulator_value"])
+    elif name in ("rmsprop", "rmsprop_centered"):
+        opt = torch.optim.RMSprop(params, lr=lr, alpha=h["rho"], eps=h["eps"], centered=name == "rmsprop_centered",
+                                  weight_decay=wd)
+    else:
+        cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+        opt = cls(params, lr=lr, betas=(h["beta_1"], h["beta_2"]), eps=h["eps"], weight_decay=wd)
+
+    def clip() -> None:
+        if h["clip_norm"] is not None:
+            torch.nn.utils.clip_grad_norm_(params, h["clip_norm"])
+        if h["clip_value"] is not None:
+            torch.nn.utils.clip_grad_value_(params, h["clip_value"])
+    return opt, clip
+
+
 def _train_loop(model: Any, batches: list[Seq2SeqBatch], opt: Any, dt: Any, losses: list,
-                progress: Callable[[str], None], after_step: Callable[[int], None]) -> None:
+                progress: Callable[[str], None], after_step: Callable[[int], None],
+                clip: Callable[[], None]) -> None:
     torch = _torch()
     for i, b in enumerate(batches):
         y = torch.tensor(b.targets, dtype=dt)
         opt.zero_grad(set_to_none=True)
         _, loss, _ = _loss_acc(model(torch.tensor(b.inputs, dtype=dt), y, teacher=True)["logits"], y)
         loss.backward()
+        clip()
         opt.step()
         losses.append(float(loss.detach()))
         after_step(i)

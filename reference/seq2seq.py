@@ -1,7 +1,8 @@
 """The article's three models (seeds/002) as pure functions: forward, hand-written backward, SGD.
 
 Family module of ``Seq2SeqSpec``: ``param_shapes``, ``check_params``, ``evaluate``, ``time_axis``,
-``gate_blocks`` and ``decision_margins``, as the verifier expects, plus ``sgd_step`` and ``sgd_train``.
+``gate_blocks`` and ``decision_margins``, as the verifier expects, plus ``gradients``, ``sgd_step``, ``sgd_train``
+and ``optimizer_train`` (any optimiser of reference/optimizers.py).
 
 Canonical layout (the article's ``param`` list, in TF's variable creation order):
 
@@ -38,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import attention_wrapper as aw
-from reference import dense, losses, metrics, seq2seq_cell
+from reference import dense, losses, metrics, optimizers, seq2seq_cell
 from reference.checks import check_layout
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
 
@@ -298,6 +299,12 @@ def loss_only(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch, decoding: st
     return float(forward(spec, params, batch, decoding)[0]["loss"]["loss"])
 
 
+def gradients(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch) -> tuple[float, dict[str, np.ndarray]]:
+    """The teacher-forced loss (the training objective) and its gradients, in the params' dtype."""
+    results, cache = forward(spec, params, batch, "teacher")
+    return results["loss"]["loss"], backward(spec, params, cache)
+
+
 def sgd_step(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch, lr: float
              ) -> tuple[dict[str, np.ndarray], float, dict[str, np.ndarray]]:
     """One plain SGD step (p - lr * g) on the teacher-forced loss, in the params' dtype.
@@ -305,9 +312,8 @@ def sgd_step(spec: Seq2SeqSpec, params: dict, batch: Seq2SeqBatch, lr: float
     Returns the updated parameters, the loss before the update and the gradients.
     """
     lr_ = np.asarray(lr, dtype=next(iter(params.values())).dtype)
-    results, cache = forward(spec, params, batch, "teacher")
-    grads = backward(spec, params, cache)
-    return {n: v - lr_ * grads[n] if n in grads else v for n, v in params.items()}, results["loss"]["loss"], grads
+    loss, grads = gradients(spec, params, batch)
+    return {n: v - lr_ * grads[n] if n in grads else v for n, v in params.items()}, loss, grads
 
 
 def sgd_train(spec: Seq2SeqSpec, params: dict, batches: list[Seq2SeqBatch], lr: float
@@ -320,6 +326,20 @@ def sgd_train(spec: Seq2SeqSpec, params: dict, batches: list[Seq2SeqBatch], lr: 
     step_losses = []
     for batch in batches:
         p, loss, _ = sgd_step(spec, p, batch, lr)
+        step_losses.append(loss)
+    return p, np.asarray(step_losses)
+
+
+def optimizer_train(spec: Seq2SeqSpec, params: dict, batches: list[Seq2SeqBatch], lr: float, optimizer: str = "sgd",
+                    variant: str = "torch", hyper: dict | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``optimizer`` in ``variant`` (reference/optimizers.py) on the teacher-forced loss, one step per batch, in the
+    params' dtype; the trained parameters and the loss of every step (before its update)."""
+    p = dict(params)
+    state = optimizers.init(optimizer, p, variant, **(hyper or {}))
+    step_losses = []
+    for batch in batches:
+        loss, grads = gradients(spec, p, batch)
+        p, state = optimizers.step(optimizer, p, grads, state, lr, variant, **(hyper or {}))
         step_losses.append(loss)
     return p, np.asarray(step_losses)
 

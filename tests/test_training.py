@@ -112,10 +112,11 @@ def test_one_bad_training_step_is_named_at_its_step(dtype: str, slip: float, mon
     from adapters import torch_seq2seq
     train = torch_seq2seq.train
 
-    def slipping_train(model, spec, batches, lr, dtype, progress=lambda s: None, after_step=lambda i: None):
-        losses = train(model, spec, batches[:2], lr, dtype, progress, after_step)
-        losses += train(model, spec, batches[2:3], lr * (1 + slip), dtype, progress, lambda i: after_step(2 + i))
-        return losses + train(model, spec, batches[3:], lr, dtype, progress, lambda i: after_step(3 + i))
+    def slipping_train(model, spec, batches, lr, dtype, progress=lambda s: None, after_step=lambda i: None, **kw):
+        losses = train(model, spec, batches[:2], lr, dtype, progress, after_step, **kw)
+        losses += train(model, spec, batches[2:3], lr * (1 + slip), dtype, progress, lambda i: after_step(2 + i),
+                        **kw)
+        return losses + train(model, spec, batches[3:], lr, dtype, progress, lambda i: after_step(3 + i), **kw)
     setup = TrainSetup(steps=5, batch_size=5, lr=0.5, held_out=6, make_data=_data)
     spec = small_spec("seq2seq")
     clean = compare_trained("small_seq2seq", spec, setup, ("torch",), dtype, seed=3)

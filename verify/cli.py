@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--targets", metavar="Y.npy", help="targets for loss, accuracy and gradients (with --inputs)")
     c.add_argument("--dtype", default="float32", help="dtype the frameworks compute in: float32 or float64")
     c.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
+    c.add_argument("--optimizer", choices=_optimizer_names(), metavar="NAME",
+                   help="the trained models' optimiser, in each framework's own variant: "
+                        f"{', '.join(_optimizer_names())} (default sgd; README, Optimisers)")
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     c.add_argument("--html", metavar="PATH", help="also write the report as one HTML page to PATH: every check, and "
                                                   "plots of each failing tensor's error per time step and per gate")
@@ -61,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     _ci_report_args(o)
     _snapshot_parsers(sub)
     return p
+
+
+def _optimizer_names() -> tuple[str, ...]:
+    from reference.optimizers import NAMES  # numpy only: no framework is imported for the parser
+    return NAMES
 
 
 def _snapshot_parsers(sub: argparse._SubParsersAction) -> None:
@@ -228,6 +236,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown model {args.model!r}; expected one of: {', '.join(zoo.MODELS)}, or random")
     else:
         available = zoo.MODELS[args.model].frameworks
+    if args.optimizer is not None and (args.model == "random" or zoo.MODELS[args.model].train is None):
+        trained = ", ".join(n for n, e in zoo.MODELS.items() if e.train is not None)
+        raise UsageError(f"--optimizer applies to the trained models ({trained}); {args.model!r} is verified "
+                         "untrained")
     if args.frameworks is None:
         frameworks = available
     else:
@@ -240,7 +252,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
     json_path, html_path = _open_report(args.json), _open_html(args.html)
     junit_path, markdown_path = _open_ci(args)
-    report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
+    report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet),
+                                  optimizer=args.optimizer)
     return _finish(report, json_path, args.table, html_path, junit_path, markdown_path)
 
 

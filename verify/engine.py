@@ -138,8 +138,9 @@ def versions(spec: SequenceSpec, frameworks: tuple[str, ...]) -> dict[str, str]:
 
 
 def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
-                  progress: Callable[[str], None] = lambda s: None) -> Report:
-    """The whole ``compare`` for a zoo model: a deterministic function of its arguments."""
+                  progress: Callable[[str], None] = lambda s: None, optimizer: str | None = None) -> Report:
+    """The whole ``compare`` for a zoo model: a deterministic function of its arguments. ``optimizer`` (a trained
+    model only; plain SGD when None) names reference/optimizers.py's optimiser every framework trains with."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
     if name == "random":
@@ -150,10 +151,14 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     spec = entry.spec
     for fw in frameworks:
         registry.get(fw, spec)  # unknown framework or family: fail before any work
+    if optimizer is not None and entry.train is None:
+        raise ValueError(f"--optimizer applies to the trained models only; {name!r} is verified untrained")
     if entry.train is not None:  # a model trained before it is verified: verify/training.py
         from verify import training
+        training.optimizer_for(entry.train, optimizer or "sgd")  # an unknown optimiser fails before any work
         with stage.phase("training, then verifying"):
-            report = training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress)
+            report = training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress,
+                                              optimizer=optimizer or "sgd")
         return replace(report, notes=report.notes + tuple(odd_one_out(report.checks)))
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)

@@ -23,20 +23,35 @@ order of operations, so it may differ by rounding, and by nothing else.
   of the output from flipping the decision) is within the outputs' own allowance.
 * Parameters read back from a model must equal the weights it was built from, rounded to its
   dtype, exactly: a layout translation loses nothing.
-* Training, one step at a time (verify/training.py): before every SGD step the reference starts
+* Training, one step at a time (verify/training.py): before every optimiser step the reference starts
   from the framework's own weights, takes the same batch and the same step, and is compared with
   the framework's weights after it. Nothing has had time to amplify: the step differs by the
-  gradient's rounding (the gradient rule above, times the learning rate, with the float32 floor
-  measured at that step) and by storing the new weight (rtol 2 ulp of the weight). The allowance
-  of a tensor is the largest over the steps; the per-step training loss gets the tensor rule with
-  its own measured floor.
-* Training, end to end: each framework trains from the same start on the same batches with plain
-  SGD; the reference runs the same SGD in float64. A training trajectory amplifies rounding
+  gradient's rounding (the gradient rule above, with the float32 floor measured at that step) as the
+  optimiser passes it on, by the update's own rounding and by storing the new weight (rtol 2 ulp of
+  the weight). For plain SGD the first is the learning rate times the gradient rule. An optimiser
+  with state (momentum, accumulators, Adam's moments) also carries the reference's state along the
+  framework's weights, and that state differs from the framework's by the earlier steps' gradient
+  rounding: ``optimizer_step_error`` propagates the gradient rule through the update and the state
+  to first order, by running the reference's step from every corner of the box of gradient and
+  state deviations (the update and the state are elementwise, so each element's worst corner is
+  among them; global-norm clipping is bounded before, in closed form), and adds 8 ulp of the update
+  (a handful of roundings) and 2 ulp of each state value per step. An adaptive optimiser's update
+  can be insensitive to its gradient (Adam's first step is lr x sign(g) but for eps) or very
+  sensitive (a gradient element near eps): the propagation measures which, element by element. The
+  allowance of a tensor is the largest over the steps; the per-step training loss gets the tensor
+  rule with its own measured floor.
+* Training, end to end: each framework trains from the same start on the same batches with its
+  optimiser (plain SGD unless told); the reference runs the same optimiser, in that framework's
+  variant (reference/optimizers.py), in float64. A training trajectory amplifies rounding
   (measured here: a 1-ulp change of the initial weights of the seq2seq model grows to 5e-12 in its
   weights after 60 steps), and one sample of a chaotic process is not a floor. So an ensemble of
   ``ENSEMBLE`` reference retrains runs in the framework's dtype from starts moved by one ulp each
   (random sign, seeded); the floor is the largest distance of any member from the float64
   trajectory. Allowed: the tensor rule of their dtype, with atol at least 8 x that floor.
+* Trained weights of two frameworks whose optimiser variants differ (torch's and Keras's Adam place
+  epsilon differently): the sum of both sides' allowances plus the measured distance between the
+  reference's two runs, one per variant (``trained_pair``); where both variants compute the same
+  run, bit for bit (plain SGD at a float32-exact learning rate), the sum alone (``combined``).
 * Trained frameworks against each other: their weights differ by their own training rounding, so
   their results may differ by both sides' allowances plus the measured distance between the
   reference's results on the two sets of trained weights (the triangle inequality once more; each
@@ -53,8 +68,12 @@ order of operations, so it may differ by rounding, and by nothing else.
 """
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 
+from reference import optimizers
 from verify.report import Allowance
 
 EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
@@ -62,6 +81,8 @@ ULP_FACTOR = {"float64": 1024.0, "float32": 64.0}
 FLOOR_FACTOR = 8.0
 ENSEMBLE = 8  # reference retrains from starts moved by one ulp: the end-of-training floor is their widest
 STEP_RTOL_ULPS = 2.0  # a training step's new weight, stored in the framework's dtype: one rounding, twice over
+UPDATE_ULPS = 8.0  # an optimiser's update of one weight rounds a handful of times (Keras's Adam: 7 operations)
+STATE_ULPS = 2.0  # each optimiser state value per step: one update, stored
 RULES = {
     "float64": "float64 vs reference: atol 1024 ulp of the tensor's largest |value| (for gradients: of the "
                "model's largest gradient), rtol 1024 ulp",
@@ -73,9 +94,11 @@ RULES = {
     "trained": f"trained parameters and training losses vs the reference's SGD: the tensor rule of their dtype, "
                f"atol at least 8 x the measured training floor (the widest of {ENSEMBLE} reference retrains in the "
                f"framework's dtype from starts moved by one ulp)",
-    "training step": "each SGD step from the framework's own weights before it: atol the learning rate x the "
-                     "gradient rule of the dtype at that step (largest over the steps), rtol 2 ulp of the weight "
-                     "(storing it); per-step losses: the tensor rule with that step's measured floor",
+    "training step": "each optimiser step from the framework's own weights before it (and the reference's "
+                     "optimiser state carried along them): atol the gradient rule of the dtype at that step "
+                     "propagated through the update and the state to first order (for plain SGD: the learning rate "
+                     "x the gradient atol) plus 8 ulp of the update, largest over the steps; rtol 2 ulp of the "
+                     "weight (storing it); per-step losses: the tensor rule with that step's measured floor",
     "trained pair": "trained framework vs trained framework: both sides' allowances (absolute, at the tensor's "
                     "scale) plus the measured distance of the reference's results on the two sets of trained "
                     "weights",
@@ -174,19 +197,68 @@ def for_trained(ref: np.ndarray, dtype: str, floor: float) -> Allowance:
                      RULES["trained"])
 
 
-def for_training_step(lr: float, gradient_atols: list[float], dtype: str) -> Allowance:
-    """A tensor's weights after each SGD step against the reference's step from the framework's weights before it.
-
-    ``gradient_atols``: the gradient allowance (``for_tensor`` with the model-wide gradient scale and that
-    step's measured floor) of this tensor at every step."""
-    worst = max(gradient_atols, default=0.0)
-    return Allowance(lr * worst, STEP_RTOL_ULPS * EPS[dtype],
-                     f"{dtype}: learning rate {lr:g} x the largest per-step gradient atol {worst:.3g}; rtol "
-                     f"{STEP_RTOL_ULPS:g} ulp (the stored weight)", RULES["training step"])
-
-
 def for_step_losses(losses: np.ndarray, dtype: str, floors: np.ndarray) -> Allowance:
     """Per-step training losses against the reference's losses at the framework's weights before each step."""
     worst = max((for_tensor(np.asarray(v), dtype, float(f)) for v, f in zip(losses, floors)),
                 key=lambda a: a.atol, default=for_tensor(np.asarray(losses), dtype))
     return Allowance(worst.atol, worst.rtol, f"the largest per-step allowance: {worst.why}", RULES["training step"])
+
+
+def optimizer_step_error(name: str, variant: str, hyper: dict, lr: float, params: dict[str, np.ndarray],
+                         grads: dict[str, np.ndarray], state: dict[str, Any], grad_atol: dict[str, float],
+                         state_dev: dict[str, dict[str, np.ndarray]], dtype: str
+                         ) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]]]:
+    """How far a framework's weights after one optimiser step may lie from the reference's step from the same
+    weights: per tensor, the largest over its elements; and the elementwise deviation of the state after the step.
+
+    ``grads``, ``state``: the reference's gradients at the framework's weights and its state carried along them;
+    ``grad_atol``: the gradient rule per tensor; ``state_dev``: the state's deviation bound before this step (zeros
+    at the start), per slot and tensor, as this function returned it for the previous step."""
+    h = optimizers.resolve(name, variant, **hyper)
+    eps = EPS[dtype]
+    g = dict(grads)
+    a = {n: np.full(v.shape, grad_atol[n]) for n, v in grads.items()}
+    if h["clip_norm"] is not None:
+        # g * c(g): |d(g c)| <= c |dg| + |g c| |dc| / c, and |dc| / c <= ||dg|| / ||g|| (c = clip / ||g|| when active)
+        norm = optimizers.global_norm(grads, variant)
+        coef = optimizers.clip_coefficient(grads, h["clip_norm"], variant)
+        a_norm = float(np.sqrt(sum(grad_atol[n] ** 2 * v.size for n, v in grads.items())))
+        g = optimizers.clip(grads, variant, clip_norm=h["clip_norm"])
+        a = {n: coef * a[n] + np.abs(g[n]) * (a_norm / norm if norm > 0 else 0.0) for n in g}
+    if h["clip_value"] is not None:  # a clamp moves nothing by more than its argument moved: a stays
+        g = optimizers.clip(g, variant, clip_value=h["clip_value"])
+    rest = {k: v for k, v in hyper.items() if k not in optimizers.CLIP}
+    slots = optimizers.SLOTS[name]
+    center_p, center_s = optimizers.step(name, params, g, state, lr, variant, **rest)
+    dev_p = {n: np.zeros(v.shape) for n, v in g.items()}
+    dev_s = {slot: {n: np.zeros(v.shape) for n, v in g.items()} for slot in slots}
+    for signs in itertools.product((-1.0, 1.0), repeat=1 + len(slots)):
+        g_c = {n: g[n] + signs[0] * a[n] for n in g}
+        s_c: dict[str, Any] = {"step": state["step"]}
+        for sign, slot in zip(signs[1:], slots):
+            moved = {n: state[slot][n] + sign * state_dev[slot][n] for n in state[slot]}
+            # sums of squares cannot go negative in any framework: the box is cut there
+            s_c[slot] = {n: np.maximum(v, 0.0) for n, v in moved.items()} if slot in optimizers.NONNEGATIVE_SLOTS \
+                else moved
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_c, s_after = optimizers.step(name, params, g_c, s_c, lr, variant, **rest)
+        for n in g:
+            # fmax skips NaN: a corner outside the domain (a centred RMSprop variance pushed below zero) is no
+            # state any framework can hold
+            dev_p[n] = np.fmax(dev_p[n], np.abs(p_c[n] - center_p[n]))
+            for slot in slots:
+                dev_s[slot][n] = np.fmax(dev_s[slot][n], np.abs(s_after[slot][n] - center_s[slot][n]))
+    bound = {n: float(np.max(dev_p[n] + UPDATE_ULPS * eps * np.abs(center_p[n] - params[n]), initial=0.0))
+             for n in g}
+    new_dev = {slot: {n: dev_s[slot][n] + STATE_ULPS * eps * np.abs(center_s[slot][n]) for n in g} for slot in slots}
+    return bound, new_dev
+
+
+def for_optimizer_step(bounds: list[float], dtype: str, optimizer: str) -> Allowance:
+    """A tensor's weights after each optimiser step against the reference's step from the framework's weights and
+    the reference's state before it; ``bounds``: ``optimizer_step_error``'s bound of this tensor at every step."""
+    worst = max(bounds, default=0.0)
+    return Allowance(worst, STEP_RTOL_ULPS * EPS[dtype],
+                     f"{dtype}: the gradient rule propagated through {optimizer}'s update and state, plus "
+                     f"{UPDATE_ULPS:g} ulp of the update: largest per-step bound {worst:.3g}; rtol "
+                     f"{STEP_RTOL_ULPS:g} ulp (the stored weight)", RULES["training step"])

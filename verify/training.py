@@ -1,14 +1,16 @@
 """``compare`` with training: each framework trains its own model, and the reference checks the result.
 
-From one seeded initialisation every framework builds its model, trains it with plain SGD on the
+From one seeded initialisation every framework builds its model, trains it with its optimiser (plain
+SGD unless told; reference/optimizers.py models the others in each framework's own variant) on the
 same batches (teacher forcing), and hands back its weights after every step through its adapter.
 Training is checked where it is decided, one step at a time: the reference takes each step from the
-framework's own weights before it, so rounding has nothing to amplify. The end-of-training weights
-are also checked against the reference's own float64 SGD, with a floor measured on an ensemble of
-reference retrains from starts moved by one ulp. Then the reference recomputes outputs, states,
+framework's own weights before it, with its optimiser state carried along those weights, so rounding
+has nothing to amplify. The end-of-training weights are also checked against the reference's own
+float64 run of the same optimiser and variant, with a floor measured on an ensemble of reference
+retrains from starts moved by one ulp. Then the reference recomputes outputs, states,
 accuracy, loss and gradients on a held-out set from each framework's trained weights. The report
 has, per framework: the weights read back after building, every training step, the trained weights
-and training losses against the reference's SGD, and the held-out results against the reference;
+and training losses against the reference's run, and the held-out results against the reference;
 then the frameworks against each other. verify/tolerance.py states every allowance.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from adapters import registry
+from reference import optimizers
 from reference.params import init_params
 from verify import tolerance
 from verify.compare import Results, compare_results, compare_tensor
@@ -40,6 +43,41 @@ class TrainSetup:
     make_data: Callable[..., tuple[list, Any]]
 
 
+# each framework's optimisers follow its own rules where they differ (reference/optimizers.py)
+OPTIMIZER_VARIANT = {"tensorflow": "keras", "torch": "torch"}
+# learning rates for the article's models, chosen so that 100 steps of batch 32 train without diverging (README,
+# "Optimisers"); plain SGD takes the model's own TrainSetup.lr
+LEARNING_RATES = {"momentum": 0.1, "nesterov": 0.1, "adagrad": 0.1, "rmsprop": 0.01, "rmsprop_centered": 0.01,
+                  "adam": 0.01, "adamw": 0.01}
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """How every framework trains: the optimiser's name, learning rate and hyper-parameters (each framework's
+    defaults for the rest)."""
+
+    name: str
+    lr: float
+    hyper: dict
+
+    @property
+    def label(self) -> str:
+        """The name in the checks' ``against`` ("reference SGD step" for plain SGD, as before optimisers)."""
+        return "SGD" if self.name == "sgd" else self.name
+
+
+def optimizer_for(setup: TrainSetup, name: str = "sgd", hyper: dict | None = None, lr: float | None = None
+                  ) -> Optimizer:
+    """The optimiser ``name`` with ``lr`` (default: the setup's for SGD, ``LEARNING_RATES`` otherwise); ValueError
+    (one line) for an unknown name or hyper-parameter."""
+    if name not in optimizers.NAMES:
+        raise ValueError(f"unknown optimiser {name!r}; expected one of: {', '.join(optimizers.NAMES)}")
+    for variant in optimizers.VARIANTS:
+        optimizers.resolve(name, variant, **(hyper or {}))
+    rate = lr if lr is not None else setup.lr if name == "sgd" else LEARNING_RATES[name]
+    return Optimizer(name, float(rate), dict(hyper or {}))
+
+
 def _cast(params: dict, dtype: str) -> dict:
     return {k: v.astype(dtype) for k, v in params.items()}
 
@@ -54,15 +92,16 @@ def _ulp_moved(params: dict, seed: int, member: int) -> dict:
     return {k: (v + rng.choice([-1.0, 1.0], size=v.shape) * np.spacing(v)).astype(v.dtype) for k, v in params.items()}
 
 
-def _ensemble_floor(family: Any, spec: Any, params: dict, batches64: list, lr: float, dtype: str, seed: int,
-                    ref_params: dict, ref_losses: np.ndarray) -> tuple[dict[str, float], float]:
+def _ensemble_floor(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer, variant: str, dtype: str,
+                    seed: int, ref_params: dict, ref_losses: np.ndarray) -> tuple[dict[str, float], float]:
     """The end-of-training floor: how far ``tolerance.ENSEMBLE`` reference retrains in ``dtype``, each from a
     start moved by one ulp, land from the float64 trajectory (the widest member, per tensor)."""
     low = [b.astype(np.dtype(dtype)) for b in batches64]
     floors = dict.fromkeys(ref_params, 0.0)
     loss_floor = 0.0
     for member in range(tolerance.ENSEMBLE):
-        trained, losses = family.sgd_train(spec, _ulp_moved(_cast(params, dtype), seed, member), low, lr)
+        trained, losses = family.optimizer_train(spec, _ulp_moved(_cast(params, dtype), seed, member), low, opt.lr,
+                                                 opt.name, variant, opt.hyper)
         for n, v in ref_params.items():
             floors[n] = max(floors[n], _floor(trained[n], v))
         loss_floor = max(loss_floor, _floor(losses, ref_losses))
@@ -70,33 +109,44 @@ def _ensemble_floor(family: Any, spec: Any, params: dict, batches64: list, lr: f
 
 
 def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], losses: np.ndarray,
-                 batches64: list, lr: float, dtype: str, gates: Callable) -> list[Check]:
-    """Every SGD step of one framework, checked where it is decided: the reference takes the step from the
-    framework's own weights before it (``snapshots[s]``) and is compared with its weights after it
-    (``snapshots[s + 1]``). One check per tensor over all steps; its first bad step is the training step."""
+                 batches64: list, opt: Optimizer, variant: str, dtype: str, gates: Callable) -> list[Check]:
+    """Every optimiser step of one framework, checked where it is decided: the reference takes the step from the
+    framework's own weights before it (``snapshots[s]``), with its own optimiser state updated at every step by its
+    gradient at those weights (so it follows the framework's state up to rounding), and is compared with the
+    framework's weights after it (``snapshots[s + 1]``). One check per tensor over all steps; its first bad step is
+    the training step."""
     names = list(snapshots[0])
     got: dict[str, list] = {n: [] for n in names}
     want: dict[str, list] = {n: [] for n in names}
-    atols: dict[str, list] = {n: [] for n in names}
+    bounds: dict[str, list] = {n: [] for n in names}
     ref_losses, loss_floors = [], []
+    state = optimizers.init(opt.name, snapshots[0], variant, **opt.hyper)
+    state_dev = {slot: {n: np.zeros(v.shape) for n, v in snapshots[0].items()} for slot in optimizers.SLOTS[opt.name]}
     for s, batch in enumerate(batches64):
         before = snapshots[s]
-        after, loss, grads = family.sgd_step(spec, before, batch, lr)
+        loss, grads = family.gradients(spec, before, batch)
         low_loss, low_grads = loss, grads  # float64: no floor is measured, the float64 rule has none
         if dtype != "float64":
-            _, low_loss, low_grads = family.sgd_step(spec, _cast(before, dtype), batch.astype(np.dtype(dtype)), lr)
+            low_loss, low_grads = family.gradients(spec, _cast(before, dtype), batch.astype(np.dtype(dtype)))
         scale = max(float(np.max(np.abs(g))) for g in grads.values())
+        grad_atol = {n: tolerance.for_tensor(grads[n], dtype, _floor(low_grads[n], grads[n]), scale).atol
+                     for n in names}
+        bound, state_dev = tolerance.optimizer_step_error(opt.name, variant, opt.hyper, opt.lr, before, grads, state,
+                                                          grad_atol, state_dev, dtype)
+        after, state = optimizers.step(opt.name, before, grads, state, opt.lr, variant, **opt.hyper)
         for n in names:
-            atols[n].append(tolerance.for_tensor(grads[n], dtype, _floor(low_grads[n], grads[n]), scale).atol)
+            bounds[n].append(bound[n])
             got[n].append(snapshots[s + 1][n])
             want[n].append(after[n])
         ref_losses.append(float(loss))
         loss_floors.append(abs(float(low_loss) - float(loss)))
-    checks = [compare_tensor(framework, "reference SGD step", "training step", n, np.stack(got[n]), np.stack(want[n]),
-                             tolerance.for_training_step(lr, atols[n], dtype), dtype, 0, gates("training step", n))
+    against = f"reference {opt.label} step"
+    checks = [compare_tensor(framework, against, "training step", n, np.stack(got[n]), np.stack(want[n]),
+                             tolerance.for_optimizer_step(bounds[n], dtype, opt.name), dtype, 0,
+                             gates("training step", n))
               for n in names]
     ref_l = np.asarray(ref_losses)
-    checks.append(compare_tensor(framework, "reference SGD step", "training step", "loss", losses, ref_l,
+    checks.append(compare_tensor(framework, against, "training step", "loss", losses, ref_l,
                                  tolerance.for_step_losses(ref_l, dtype, np.asarray(loss_floors)), dtype, 0))
     return checks
 
@@ -238,6 +288,15 @@ def held_out_checks(framework: str, spec: Any, results: Results, ref: Results, a
 
 
 @dataclass
+class _ReferenceRun:
+    """The reference's float64 run of one optimiser variant, and the end-of-training allowances from its ensemble."""
+
+    params: dict
+    losses: np.ndarray
+    allow_trained: dict
+
+
+@dataclass
 class _Side:
     framework: str
     trained: dict
@@ -245,16 +304,59 @@ class _Side:
     results: Results
     ref: Results
     allow: dict
-    allow_trained: dict
+    reference: _ReferenceRun
+
+
+def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer, variants: list[str],
+                    dtype: str, seed: int) -> dict[str, _ReferenceRun]:
+    """Per optimiser variant: the reference's float64 run and its ensemble floor. Variants whose float64 runs agree
+    bit for bit (plain SGD at a float32-exact learning rate) share one run, and its ensemble is not repeated."""
+    runs: dict[str, _ReferenceRun] = {}
+    for variant in dict.fromkeys(variants):
+        ref_params, ref_losses = family.optimizer_train(spec, params, batches64, opt.lr, opt.name, variant, opt.hyper)
+        same = next((r for r in runs.values() if np.array_equal(r.losses, ref_losses)
+                     and all(np.array_equal(r.params[n], v) for n, v in ref_params.items())), None)
+        if same is not None:
+            runs[variant] = same
+            continue
+        floors, loss_floor = _ensemble_floor(family, spec, params, batches64, opt, variant, dtype, seed, ref_params,
+                                             ref_losses)
+        allow_trained = {n: tolerance.for_trained(v, dtype, floors[n]) for n, v in ref_params.items()}
+        allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, loss_floor)
+        runs[variant] = _ReferenceRun(ref_params, ref_losses, allow_trained)
+    return runs
+
+
+def _trained_pair_allowance(a: _Side, b: _Side, name: str) -> Allowance:
+    """Two frameworks' trained weights (or training losses, ``name`` "training"): both sides' allowances, plus the
+    distance between the reference's runs of their two optimiser variants where those differ."""
+    if a.reference is b.reference:
+        return tolerance.combined(a.reference.allow_trained[name], b.reference.allow_trained[name])
+    ra, rb = (r.losses if name == "training" else r.params[name] for r in (a.reference, b.reference))
+    return tolerance.trained_pair(a.reference.allow_trained[name], b.reference.allow_trained[name],
+                                  float(np.max(np.abs(ra - rb))), _largest(ra), _largest(rb))
+
+
+def _variant_of(framework: str) -> str:
+    if framework not in OPTIMIZER_VARIANT:
+        raise ValueError(f"no optimiser variant for framework {framework!r}; expected one of: "
+                         f"{', '.join(OPTIMIZER_VARIANT)}")
+    return OPTIMIZER_VARIANT[framework]
 
 
 def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[str, ...], dtype: str, seed: int,
                     progress: Callable[[str], None] = lambda s: None, variant: str = "",
-                    steps: int | None = None) -> Report:
-    """Build, train, extract and verify every framework; ``variant`` builds a deliberately broken model."""
+                    steps: int | None = None, optimizer: str = "sgd", hyper: dict | None = None,
+                    lr: float | None = None) -> Report:
+    """Build, train, extract and verify every framework; ``variant`` builds a deliberately broken model.
+
+    ``optimizer`` (reference/optimizers.py's names) with ``hyper`` trains every framework, each with its own
+    variant; ``lr`` defaults to the setup's for plain SGD and to ``LEARNING_RATES`` for the others."""
     from verify.engine import seen_by, versions  # here: the engine dispatches to this module
 
     family = importlib.import_module(spec.family)
+    opt = optimizer_for(setup, optimizer, hyper, lr)
+    variants = {fw: _variant_of(fw) for fw in frameworks}
 
     gates = gates_of(spec)
     adapters = {fw: registry.get(fw, spec) for fw in frameworks}
@@ -264,9 +366,12 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     batches, test = setup.make_data(spec, rng, n_steps, setup.batch_size, setup.held_out)
     timings: dict[str, float] = {}
     checks: list[Check] = []
+    what = "plain SGD" if opt.name == "sgd" else opt.name
     notes = [spec.description,
-             f"training: {n_steps} plain SGD steps (lr {setup.lr:g}, batch {setup.batch_size}, teacher forcing) "
-             f"from one seeded start; held-out set: {len(test)} examples, decoding {spec.decoding}"]
+             f"training: {n_steps} {what} steps (lr {opt.lr:g}, batch {setup.batch_size}, teacher forcing) "
+             f"from one seeded start; held-out set: {len(test)} examples, decoding {spec.decoding}",
+             "optimiser: " + "; ".join(f"{fw} {optimizers.describe(opt.name, variants[fw], opt.lr, **opt.hyper)}"
+                                       for fw in frameworks)]
 
     t = time.perf_counter()
     progress(f"importing {', '.join(frameworks)}")
@@ -289,15 +394,17 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     timings["building"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    progress(f"reference: {n_steps} SGD steps in float64, and {tolerance.ENSEMBLE} retrains in {dtype} from starts "
-             f"moved by one ulp (the end-of-training floor)")
+    progress(f"reference: {n_steps} {what} steps in float64 per optimiser variant, and {tolerance.ENSEMBLE} retrains "
+             f"in {dtype} from starts moved by one ulp (the end-of-training floor)")
     batches64 = [seen_by(b, dtype) for b in batches]
-    ref_params, ref_losses = family.sgd_train(spec, params, batches64, setup.lr)
-    floors, loss_floor = _ensemble_floor(family, spec, params, batches64, setup.lr, dtype, seed, ref_params,
-                                         ref_losses)
+    runs = _reference_runs(family, spec, params, batches64, opt, list(variants.values()), dtype, seed)
     notes.append(f"training checked step by step: before each step the reference starts from the framework's own "
                  f"weights; end-of-training floor: the widest of {tolerance.ENSEMBLE} reference retrains in {dtype} "
                  f"from starts moved by one ulp")
+    if len({id(r) for r in runs.values()}) > 1:
+        notes.append(f"{opt.name}: the frameworks' variants compute different runs "
+                     f"({', '.join(f'{fw} {v}' for fw, v in variants.items())}); each framework is checked against "
+                     f"its own, and a pair may differ by the distance between the reference's runs of the two")
     timings["training: reference"] = time.perf_counter() - t
     fw_losses, snapshots = {}, {}
     for fw in frameworks:
@@ -305,8 +412,9 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
         progress(f"{fw}: training {n_steps} steps")
         snaps = [adapters[fw].extract(models[fw])]
         fw_losses[fw] = np.asarray(adapters[fw].train(
-            models[fw], spec, batches, setup.lr, dtype, progress,
-            after_step=lambda i, fw=fw, snaps=snaps: snaps.append(adapters[fw].extract(models[fw]))))
+            models[fw], spec, batches, opt.lr, dtype, progress,
+            after_step=lambda i, fw=fw, snaps=snaps: snaps.append(adapters[fw].extract(models[fw])),
+            optimizer=opt.name, hyper=opt.hyper))
         snapshots[fw] = snaps
         timings[f"training: {fw}"] = time.perf_counter() - t1
     timings["training"] = time.perf_counter() - t
@@ -314,7 +422,8 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     t = time.perf_counter()
     for fw in frameworks:
         progress(f"{fw}: checking each of its {n_steps} training steps from its own weights")
-        steps = _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, setup.lr, dtype, gates)
+        steps = _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, opt, variants[fw], dtype,
+                             gates)
         checks += steps
         bad = [c for c in steps if not c.ok and c.first_bad_step is not None]
         if bad:
@@ -326,35 +435,33 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     timings["checking steps"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    allow_trained = {n: tolerance.for_trained(v, dtype, floors[n]) for n, v in ref_params.items()}
-    allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, loss_floor)
     sides = []
+    against = f"reference {opt.label}"
     for fw in frameworks:
         progress(f"{fw}: extracting the trained weights, running the held-out set, recomputing in the reference")
+        run = runs[variants[fw]]
         trained = adapters[fw].extract(models[fw])
-        for pname, value in ref_params.items():
-            checks.append(compare_tensor(fw, "reference SGD", "trained parameter", pname, trained[pname], value,
-                                         allow_trained[pname], dtype, None, gates("trained parameter", pname)))
-        checks.append(compare_tensor(fw, "reference SGD", "loss", "training", fw_losses[fw], ref_losses,
-                                     allow_trained["training"], dtype, 0))
+        for pname, value in run.params.items():
+            checks.append(compare_tensor(fw, against, "trained parameter", pname, trained[pname], value,
+                                         run.allow_trained[pname], dtype, None, gates("trained parameter", pname)))
+        checks.append(compare_tensor(fw, against, "loss", "training", fw_losses[fw], run.losses,
+                                     run.allow_trained["training"], dtype, 0))
         results = held_out_run(spec, adapters[fw], models[fw], test, dtype)
         ref, allow = held_out_reference(spec, trained, test, results["output"].get("decoded"), dtype)
         fw_checks, fw_notes = held_out_checks(fw, spec, results, ref, allow, dtype)
         checks += fw_checks
         notes += fw_notes
-        sides.append(_Side(fw, trained, fw_losses[fw], results, ref, allow, allow_trained))
+        sides.append(_Side(fw, trained, fw_losses[fw], results, ref, allow, run))
 
     for i in range(len(sides)):
         for j in range(i + 1, len(sides)):
             a, b = sides[i], sides[j]
             pair = f"{a.framework}~{b.framework}"
-            for pname in ref_params:
+            for pname in params:
                 checks.append(compare_tensor(pair, b.framework, "trained parameter", pname, a.trained[pname],
-                                             b.trained[pname], tolerance.combined(allow_trained[pname],
-                                                                                  allow_trained[pname]), dtype))
+                                             b.trained[pname], _trained_pair_allowance(a, b, pname), dtype))
             checks.append(compare_tensor(pair, b.framework, "loss", "training", a.losses, b.losses,
-                                         tolerance.combined(allow_trained["training"], allow_trained["training"]),
-                                         dtype, 0))
+                                         _trained_pair_allowance(a, b, "training"), dtype, 0))
 
             def pair_allow(q: str, n: str) -> Allowance:
                 ra, rb = a.ref[q][n], b.ref[q][n]
