@@ -35,19 +35,8 @@ def compare_files(keras: str | None = None, torch: str | None = None, torch_modu
     from verify import user
     x = _load_array(inputs, "--inputs") if isinstance(inputs, str) else inputs
     y = _load_array(targets, "--targets") if isinstance(targets, str) else targets
-    progress("reading the files")
-    if keras:
-        spec, first = user.load_keras(keras, dtype)
-    elif tf1_checkpoint:
-        spec, first = user.load_tf1(tf1_checkpoint, forget_bias, activation)
-    else:
-        raise ValueError("give the architecture: --keras MODEL.keras or --tf1-checkpoint PREFIX")
-    sides = [first]
-    if torch_module:
-        sides.append(user.load_torch_module(spec, torch_module, torch, dtype))
-    elif torch:
-        sides.append(user.load_torch(spec, torch, dtype))
-    spec, batch, note = user.user_batch(spec, x, y, seed, user.steps_of(first))
+    spec, sides, batch, note = user.load_sides(keras, torch, torch_module, tf1_checkpoint, forget_bias, activation,
+                                               dtype, x, y, seed, progress)
     return user.compare_sides(spec, sides, batch, dtype, seed, (note,), progress)
 
 

@@ -137,20 +137,26 @@ def versions(spec: SequenceSpec, frameworks: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def entry_of(name: str, frameworks: tuple[str, ...], seed: int) -> zoo.ZooModel:
+    """A zoo model, or ``random``'s draw from the seed; an unknown framework or family fails here, before any work."""
+    if name == "random":
+        from verify import random_model
+        entry = random_model.entry(seed)
+    else:
+        entry = zoo.get(name)
+    for fw in frameworks:
+        registry.get(fw, entry.spec)
+    return entry
+
+
 def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
                   progress: Callable[[str], None] = lambda s: None, optimizer: str | None = None) -> Report:
     """The whole ``compare`` for a zoo model: a deterministic function of its arguments. ``optimizer`` (a trained
     model only; plain SGD when None) names reference/optimizers.py's optimiser every framework trains with."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
-    if name == "random":
-        from verify import random_model
-        entry = random_model.entry(seed)
-    else:
-        entry = zoo.get(name)
+    entry = entry_of(name, frameworks, seed)
     spec = entry.spec
-    for fw in frameworks:
-        registry.get(fw, spec)  # unknown framework or family: fail before any work
     if optimizer is not None and entry.train is None:
         raise ValueError(f"--optimizer applies to the trained models only; {name!r} is verified untrained")
     if entry.train is not None:  # a model trained before it is verified: verify/training.py

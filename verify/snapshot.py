@@ -299,17 +299,11 @@ def take_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     its batch; an article model is first trained by each framework as ``compare`` trains it."""
     from adapters import registry
     from reference.params import init_params
-    from verify import engine, stage, zoo
+    from verify import engine, stage
     if dtype not in engine.DTYPES:
         raise BadInput(f"unknown dtype {dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
-    if name == "random":
-        from verify import random_model
-        entry = random_model.entry(seed)
-    else:
-        entry = zoo.get(name)
+    entry = engine.entry_of(name, frameworks, seed)
     spec = entry.spec
-    for fw in frameworks:
-        registry.get(fw, spec)
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
     env = environment(tuple(frameworks))
@@ -362,19 +356,8 @@ def take_files(keras: str | None = None, torch: str | None = None, torch_module:
         raise BadInput(f"unknown dtype {dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
     x = api._load_array(inputs, "--inputs")
     y = api._load_array(targets, "--targets")
-    progress("reading the files")
-    if keras:
-        spec, first = user.load_keras(keras, dtype)
-    elif tf1_checkpoint:
-        spec, first = user.load_tf1(tf1_checkpoint, forget_bias, activation)
-    else:
-        raise BadInput("give the architecture: --keras MODEL.keras or --tf1-checkpoint PREFIX")
-    sides = [first]
-    if torch_module:
-        sides.append(user.load_torch_module(spec, torch_module, torch, dtype))
-    elif torch:
-        sides.append(user.load_torch(spec, torch, dtype))
-    spec, batch, note = user.user_batch(spec, x, y, seed, user.steps_of(first))
+    spec, sides, batch, note = user.load_sides(keras, torch, torch_module, tf1_checkpoint, forget_bias, activation,
+                                               dtype, x, y, seed, progress)
     masked = batch.lengths is not None
     for side in sides:
         why = registry.get(side.framework, spec).supports(spec, masked)

@@ -420,3 +420,24 @@ def compare_sides(spec: StackSpec, sides: list[Side], batch: Batch, dtype: str, 
     vs = " vs ".join(f"{s.framework} {s.label}" for s in sides)
     return Report(spec.name, dtype, seed, tuple(s.framework for s in sides), versions, tuple(checks),
                   (f"{vs}", f"layers: {layers}") + notes + extra, timings)
+
+
+def load_sides(keras: str | None, torch: str | None, torch_module: str | None, tf1_checkpoint: str | None,
+               forget_bias: float, activation: str, dtype: str, x: np.ndarray | None, y: np.ndarray | None,
+               seed: int, progress: Callable[[str], None]) -> tuple[Any, list[Side], Batch, str]:
+    """The files read as ``compare`` reads them: (the description, each file's side, the batch, its note). The
+    Keras file or TF1 checkpoint gives the architecture; the torch file or module is the second side."""
+    progress("reading the files")
+    if keras:
+        spec, first = load_keras(keras, dtype)
+    elif tf1_checkpoint:
+        spec, first = load_tf1(tf1_checkpoint, forget_bias, activation)
+    else:
+        raise BadInput("give the architecture: --keras MODEL.keras or --tf1-checkpoint PREFIX")
+    sides = [first]
+    if torch_module:
+        sides.append(load_torch_module(spec, torch_module, torch, dtype))
+    elif torch:
+        sides.append(load_torch(spec, torch, dtype))
+    spec, batch, note = user_batch(spec, x, y, seed, steps_of(first))
+    return spec, sides, batch, note
