@@ -3,6 +3,8 @@
 * ``mse``: mean over every element of (y - t)^2 (Keras MeanSquaredError, torch MSELoss).
 * ``softmax_ce``: integer labels; mean over positions of logsumexp(z) - z[label]
   (TF ``sparse_softmax_cross_entropy_with_logits``, torch ``cross_entropy``).
+* ``softmax_ce_steps``: integer labels (B, T); the cross-entropy summed over the steps and averaged over the
+  batch (seeds/004: ``reduce_sum(sequence_loss_by_example(...)) / batch_size``), i.e. T x ``softmax_ce``.
 * ``prob_ce``: integer labels, outputs already probabilities (a softmax output layer); mean over
   positions of -log(p[label]) (Keras sparse cross-entropy with from_logits=False before its clip,
   torch ``nll_loss(log(p))``).
@@ -38,6 +40,12 @@ def softmax_ce(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.mean(lse - picked), dz / n
 
 
+def softmax_ce_steps(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    steps = labels.shape[1] if labels.ndim > 1 else 1
+    loss, dz = softmax_ce(z, labels)
+    return loss * steps, dz * steps
+
+
 def clipped_log_ce(z: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p = softmax(z)
     clipped = np.clip(p, CLIP_LOW, 1.0)
@@ -56,7 +64,7 @@ def prob_ce(p: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.mean(-np.log(picked)), dp
 
 
-LOSSES = {"prob_ce": prob_ce, "mse": mse, "softmax_ce": softmax_ce, "clipped_log_ce": clipped_log_ce}
+LOSSES = {"prob_ce": prob_ce, "mse": mse, "softmax_ce": softmax_ce, "softmax_ce_steps": softmax_ce_steps, "clipped_log_ce": clipped_log_ce}
 
 
 def loss_and_grad(name: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the built-in models, one per line")
     c = sub.add_parser("compare", help="compare frameworks against the reference: a built-in model, or your own files")
     c.add_argument("--model", help="a model from `python -m verify list`")
+    c.add_argument("--all", action="store_true", help="every built-in model in turn: one summary line each and one "
+                                                      "verdict (exit 1 if any mismatches, 3 if any cannot complete)")
     c.add_argument("--frameworks", help="comma-separated subset of the model's frameworks (default: all of them)")
     _user_model_args(c)
     c.add_argument("--inputs", metavar="X.npy", help="your own inputs (default: drawn from the model's input signature)")
@@ -216,6 +218,34 @@ def _cmd_compare_files(args: argparse.Namespace) -> int:
     return _finish(report, json_path, args.table, html_path, junit_path, markdown_path)
 
 
+def _cmd_compare_all(args: argparse.Namespace) -> int:
+    """``compare --all``: every zoo model, one line each; 1 if any mismatches, else 3 if any could not complete."""
+    from verify import engine, every_model
+    if args.model:
+        raise UsageError("give --model NAME or --all, not both")
+    given = [f"--{o}" for o in ("optimizer", "html", "junit", "markdown", "table") if getattr(args, o)]
+    if given:
+        raise UsageError(f"--all prints one line per model (and writes --json); {', '.join(given)} applies to one "
+                         "--model")
+    if args.dtype not in engine.DTYPES:
+        raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
+    frameworks = None
+    if args.frameworks is not None:
+        frameworks = tuple(dict.fromkeys(f.strip() for f in args.frameworks.split(",") if f.strip()))
+        known = ("tensorflow", "torch", "tf1")
+        if not frameworks or any(f not in known for f in frameworks):
+            raise UsageError(f"--frameworks {args.frameworks!r}: expected a comma-separated subset of {', '.join(known)}")
+    json_path = _open_report(args.json)
+    outcomes = every_model.run(args.dtype, args.seed, frameworks, _progress(args.quiet))
+    for o in outcomes:
+        if o.trace and args.debug:  # without --debug the model's line names the error
+            sys.stderr.write(o.trace)
+    print(every_model.summary(outcomes, args.dtype, args.seed))
+    _write_report(json_path, every_model.to_json(outcomes, args.dtype, args.seed))
+    verdict = every_model.verdict(outcomes)
+    return {"equivalent": EXIT_OK, "mismatch": EXIT_MISMATCH}.get(verdict, EXIT_INCOMPLETE)
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from verify import engine, zoo
 
@@ -226,6 +256,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return _cmd_compare_files(args)
     if args.inputs or args.targets:
         raise UsageError("--inputs and --targets apply to your own models (--keras or --tf1-checkpoint)")
+    if args.all:
+        return _cmd_compare_all(args)
     if not args.model:
         raise UsageError("the following arguments are required: --model NAME, or --keras MODEL.keras / "
                          "--tf1-checkpoint PREFIX with --torch WEIGHTS.pt")
