@@ -22,6 +22,7 @@ import numpy as np
 
 from adapters import keras_compat
 from adapters import seq2seq_tables as st
+from adapters.keras_optim import optimizer as _optimizer
 from adapters.tf_import import import_tf
 from reference.seq2seq import check_params
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
@@ -303,22 +304,3 @@ def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float,
         if (i + 1) % max(1, len(batches) // 4) == 0 or i + 1 == len(batches):
             progress(f"tensorflow: step {i + 1}/{len(batches)}, training loss {losses[-1]:.4f}")
     return losses
-
-
-def _optimizer(keras: Any, name: str, lr: float, hyper: dict) -> Any:
-    """keras.optimizers' optimiser for the reference's ``name`` with every hyper-parameter the reference resolves
-    (the reference's defaults are Keras's own)."""
-    from reference import optimizers
-    h = optimizers.resolve(name, "keras", **hyper)
-    wd = float(h["weight_decay"]) if h["weight_decay"] or name == "adamw" else None  # None: Keras skips the decay
-    common = dict(learning_rate=float(lr), weight_decay=wd, global_clipnorm=h["clip_norm"], clipvalue=h["clip_value"])
-    if name in ("sgd", "momentum", "nesterov"):
-        mu = 0.0 if name == "sgd" else float(h["momentum"])
-        return keras.optimizers.SGD(momentum=mu, nesterov=name == "nesterov", **common)
-    if name == "adagrad":
-        return keras.optimizers.Adagrad(initial_accumulator_value=h["initial_accumulator_value"], epsilon=h["eps"],
-                                        **common)
-    if name in ("rmsprop", "rmsprop_centered"):
-        return keras.optimizers.RMSprop(rho=h["rho"], epsilon=h["eps"], centered=name == "rmsprop_centered", **common)
-    cls = keras.optimizers.AdamW if name == "adamw" else keras.optimizers.Adam
-    return cls(beta_1=h["beta_1"], beta_2=h["beta_2"], epsilon=h["eps"], **common)

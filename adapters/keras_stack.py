@@ -4,11 +4,11 @@ from __future__ import annotations
 import contextlib
 import weakref
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from adapters import keras3, keras_compat, tables
+from adapters import keras3, keras_compat, keras_optim, tables
 from adapters.tf_import import import_tf
 from reference import stack
 from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent, check_buildable
@@ -25,6 +25,10 @@ DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 # one-argument form) names the weights after the spec's layers rather than after the Keras layer names.
 _BUILT_FROM: "weakref.WeakKeyDictionary[Any, StackSpec]" = weakref.WeakKeyDictionary()
 _LAST_STEP: list = []
+# deliberately broken models for the verifier's own tests: "own_dropout_rng" trains with Keras's Dropout layers in
+# training mode (their own random generator) instead of the masks the batches give
+VARIANTS = ("", "own_dropout_rng")
+_VARIANT: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 
 
 def versions() -> dict[str, str]:
@@ -273,9 +277,9 @@ def _keras_name(name: str) -> str:
     return name.replace("/", "_")
 
 
-def _make(layer: Any, dtype: str) -> list[Any]:
+def _make(layer: Any, dtype: str, seed: int | None = None) -> list[Any]:
     """The Keras layers that compute one reference layer, every one in ``dtype`` (sublayers included:
-    Keras sublayers do not inherit a parent's dtype)."""
+    Keras sublayers do not inherit a parent's dtype); ``seed`` seeds a Dropout layer's own generator."""
     _, keras = import_tf()
     name = _keras_name(layer.name)
     if isinstance(layer, Embedding):
@@ -284,7 +288,7 @@ def _make(layer: Any, dtype: str) -> list[Any]:
     if isinstance(layer, Masking):
         return [keras.layers.Masking(layer.mask_value, dtype=dtype, name=name)]
     if isinstance(layer, Dropout):
-        return [keras.layers.Dropout(layer.rate, dtype=dtype, name=name)]
+        return [keras.layers.Dropout(layer.rate, seed=seed, dtype=dtype, name=name)]
     if isinstance(layer, Dense):
         return [keras.layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, dtype=dtype,
                                    name=name)]
@@ -323,9 +327,12 @@ def _weighted(spec_layer: Any, keras_layer: Any) -> list[tuple[Any, tuple, str]]
     return []
 
 
-def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
+def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, variant: str = "") -> Any:
     """A Keras model (a linear functional model, layer names = the spec's with "/" -> "_") holding exactly
-    ``params`` cast to ``dtype``."""
+    ``params`` cast to ``dtype``. ``variant`` builds a deliberately broken model for the verifier's own tests
+    (``VARIANTS``)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     reason = _cannot_hold(spec)  # masks are the batch's business: ``run`` refuses what Keras cannot run
     if reason:
         raise ValueError(f"Keras cannot build {spec.name!r}: {reason}")
@@ -338,7 +345,7 @@ def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
         x = keras.Input((None, spec.input_size), dtype=dtype, name="inputs")
     seq, made = x, []
     for layer in spec.layers:
-        keras_layers = _make(layer, dtype)
+        keras_layers = _make(layer, dtype, 0 if variant else None)  # the broken variant's dropout: seeded
         for k in keras_layers:
             seq = k(seq)
         made.append((layer, keras_layers[0]))
@@ -347,6 +354,7 @@ def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str) -> Any:
         for holder, table, pre in _weighted(layer, k):
             keras3._assign(holder, table, params, pre, dtype)
     _BUILT_FROM[model] = spec
+    _VARIANT[model] = variant
     return model
 
 
@@ -395,14 +403,20 @@ def _loss_and_accuracy(spec: StackSpec, y: Any, targets: Any) -> tuple[Any, Any]
         loss = keras.losses.MeanSquaredError()(targets, y)
     elif spec.loss == "softmax_ce":
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, **told)(targets, y)
+    elif spec.loss == "softmax_ce_steps":  # seeds/004: summed over the steps, averaged over the batch
+        total = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum", **told)(targets, y)
+        loss = total / ops.cast(ops.shape(y)[0], total.dtype)
     elif spec.loss == "prob_ce":  # -mean(log p[label]), no clip (Keras's loss object clips at 1e-7)
         loss = -ops.mean(ops.log(ops.take_along_axis(y, ops.expand_dims(targets, -1), axis=-1)[..., 0]))
     else:  # the article's clipped log loss
         p = ops.softmax(y, axis=-1)
         loss = -ops.mean(ops.sum(ops.log(ops.clip(p, 1e-10, 1.0)) * targets, axis=-1))
     if spec.accuracy == "argmax":
-        labels = targets if spec.loss in ("softmax_ce", "prob_ce") else ops.argmax(targets, axis=-1)
+        labels = targets if spec.loss in ("softmax_ce", "prob_ce", "softmax_ce_steps") else ops.argmax(targets, axis=-1)
         hits = ops.equal(ops.argmax(y, axis=-1), ops.cast(labels, "int64"))
+    elif spec.accuracy == "sequence_abs_tol":  # a sequence counts when every element is within tol
+        close = ops.less(ops.abs(y - targets), spec.accuracy_tol)
+        hits = ops.all(ops.reshape(close, (ops.shape(close)[0], -1)), axis=1)
     else:
         hits = ops.less(ops.abs(y - targets), spec.accuracy_tol)
     return loss, ops.mean(ops.cast(hits, "float64"))
@@ -413,6 +427,49 @@ def _unmasked(t: Any) -> Any:
     (a recurrent layer's mask propagates through Dense to the prediction; tests/test_keras3.py's trap)."""
     tf, _ = import_tf()
     return tf.identity(t)
+
+
+def _call_layers(spec: StackSpec, pairs: list, x: Any, states0: dict, lengths: Any, dropout: dict, own_rng: bool
+                 ) -> tuple[Any, dict, dict]:
+    """(prediction without its Keras mask, each recurrent layer's output, final states): the model's layers called
+    one by one (see ``run``). A Dropout layer with a keep mask in ``dropout`` computes x * (mask / (1 - rate)) as
+    the reference does, the Keras mask kept; without one it is the identity (inference). ``own_rng`` (the broken
+    variant) calls Keras's Dropout layer in training mode instead: Keras's own random generator."""
+    get_keras_mask, set_keras_mask = keras_compat.get_mask, keras_compat.set_mask
+    tf, _ = import_tf()
+    outputs: dict[str, Any] = {}
+    finals: dict[str, Any] = {}
+    seq = tf.identity(x)  # a fresh tensor to attach the lengths mask to
+    if lengths is not None and not spec.takes_ids:  # ids: attached to the embedded sequence instead
+        set_keras_mask(seq, lengths)
+    for layer, keras_layers in pairs:
+        if isinstance(layer, Recurrent):
+            names = [n for d in layer.directions for n in stack.state_names(layer, d)]
+            with _returning_state(keras_layers[0]):
+                out = keras_layers[0](seq, initial_state=[states0[n] for n in names], mask=get_keras_mask(seq))
+            seq = out[0]
+            finals.update(zip(names, out[1:]))
+            for k in keras_layers[1:]:  # LastStep
+                seq = k(seq)
+            outputs[layer.name] = seq
+        elif isinstance(layer, Dropout) and own_rng:
+            seq = keras_layers[0](seq, training=True)
+        elif isinstance(layer, Dropout) and layer.name in dropout:
+            mask = get_keras_mask(seq)
+            seq = seq * (dropout[layer.name] / (1.0 - layer.rate))
+            if mask is not None:  # a product is a new tensor: the steps it masks are still masked
+                set_keras_mask(seq, mask)
+        else:
+            seq = keras_layers[0](seq)
+            if isinstance(layer, Embedding) and not layer.mask_zero and lengths is not None:
+                set_keras_mask(seq, lengths)
+    return _unmasked(seq), outputs, finals
+
+
+def _targets(spec: StackSpec, batch: Batch, dtype: str) -> Any:
+    tf, _ = import_tf()
+    integer_targets = spec.loss in ("softmax_ce", "prob_ce", "softmax_ce_steps")
+    return tf.constant(batch.targets, dtype="int64" if integer_targets else dtype)
 
 
 def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
@@ -430,8 +487,6 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
       are attached again to the embedded sequence (as the reference keeps them).
     """
     tf, keras = import_tf()
-    get_keras_mask, set_keras_mask = keras_compat.get_mask, keras_compat.set_mask
-
     reason = supports(spec, batch.lengths is not None)
     if reason:
         raise ValueError(f"Keras cannot run {spec.name!r}: {reason}")
@@ -441,33 +496,14 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     states0 = {n: tf.constant(v, dtype=dtype) for n, v in stack.initial_states(spec, batch).items()}
     lengths = stack.lengths_mask(batch)
     lengths = None if lengths is None else tf.constant(lengths)
-    integer_targets = spec.loss in ("softmax_ce", "prob_ce")
-    targets = tf.constant(batch.targets, dtype="int64" if integer_targets else dtype)
+    targets = _targets(spec, batch, dtype)
     holders = [(h, table, pre) for layer, ks in pairs for h, table, pre in _weighted(layer, ks[0])]
     variables = [(h, table, pre, n, v) for h, table, pre in holders for n, v in keras3._by_name(h).items()]
     watched = ([] if spec.takes_ids else [x]) + list(states0.values())
-    outputs: dict[str, Any] = {}
-    finals: dict[str, Any] = {}
+    dropout = {n: tf.constant(m, dtype=dtype) for n, m in (batch.dropout_masks or {}).items()}
     with tf.GradientTape() as tape:
         tape.watch(watched)
-        seq = tf.identity(x)  # a fresh tensor to attach the lengths mask to
-        if lengths is not None and not spec.takes_ids:  # ids: attached to the embedded sequence instead
-            set_keras_mask(seq, lengths)
-        for layer, keras_layers in pairs:
-            if isinstance(layer, Recurrent):
-                names = [n for d in layer.directions for n in stack.state_names(layer, d)]
-                with _returning_state(keras_layers[0]):
-                    out = keras_layers[0](seq, initial_state=[states0[n] for n in names], mask=get_keras_mask(seq))
-                seq = out[0]
-                finals.update(zip(names, out[1:]))
-                for k in keras_layers[1:]:  # LastStep
-                    seq = k(seq)
-                outputs[layer.name] = seq
-            else:
-                seq = keras_layers[0](seq)
-                if isinstance(layer, Embedding) and not layer.mask_zero and lengths is not None:
-                    set_keras_mask(seq, lengths)
-        y = _unmasked(seq)
+        y, outputs, finals = _call_layers(spec, pairs, x, states0, lengths, dropout, False)
         loss, acc = _loss_and_accuracy(spec, y, targets)
     grads = tape.gradient(loss, [v for *_, v in variables] + watched)
     grads = [tf.convert_to_tensor(g) if g is not None else None for g in grads]  # Embedding: IndexedSlices
@@ -486,3 +522,56 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     return {"output": {"prediction": y.numpy(), **{n: v.numpy() for n, v in outputs.items()}},
             "state": {n: finals[n].numpy() for n in stack.state_shapes(spec, 1)},
             "loss": {"loss": loss.numpy()}, "accuracy": {"accuracy": acc.numpy()}, "gradient": gradient}
+
+
+def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: str,
+          progress: Callable[[str], None] = lambda s: None, after_step: Callable[[int], None] = lambda i: None,
+          optimizer: str = "sgd", hyper: dict | None = None, carry_state: bool = False) -> list[float]:
+    """``optimizer`` (keras.optimizers, built as adapters/keras_optim.py does; reference/optimizers.py names them
+    and their Keras rules) on the model's loss under a GradientTape, one step per batch, with the batch's dropout
+    masks; the losses. ``hyper``: hyper-parameters by the reference's names (``clip_norm`` is
+    ``global_clipnorm``).
+
+    ``carry_state``: batch s >= 1 starts from the final states the model reached on batch s - 1 (no gradient
+    flows back into them: truncated backpropagation through time); ``batches[0]``'s initial state is the first.
+    An Embedding's gradient (tf.IndexedSlices) is made dense before the optimiser: given the slices, Keras's
+    Adagrad, RMSprop and Adam do not compute their dense update (measured in README, "Training layer stacks"),
+    which torch (nn.Embedding(sparse=False)) and the reference compute.
+    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
+    tf, keras = import_tf()
+    opt = keras_optim.optimizer(keras, optimizer, lr, hyper or {})
+    pairs = _match(model, spec)
+    own_rng = _VARIANT.get(model) == "own_dropout_rng"
+    variables = list(model.trainable_variables)
+    opt.build(variables)  # its slots made here, not inside the tf.function (which would then be traced twice)
+    losses: list[float] = []
+    carried: dict[str, Any] | None = None
+
+    @tf.function(autograph=False, reduce_retracing=True)  # Python loops over layers and steps: nothing to convert
+    def step(x: Any, states0: dict, lengths: Any, dropout: dict, targets: Any) -> tuple[Any, dict]:
+        with tf.GradientTape() as tape:
+            y, _, finals = _call_layers(spec, pairs, x, states0, lengths, dropout, own_rng)
+            loss, _ = _loss_and_accuracy(spec, y, targets)
+        grads = tape.gradient(loss, variables)
+        opt.apply_gradients(zip([tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads],
+                                variables))
+        return loss, finals
+
+    for i, b in enumerate(batches):
+        reason = supports(spec, b.lengths is not None)
+        if reason:
+            raise ValueError(f"Keras cannot run {spec.name!r}: {reason}")
+        x = tf.constant(b.inputs, dtype="int32" if spec.takes_ids else dtype)
+        states0 = carried if carried is not None else \
+            {n: tf.constant(v, dtype=dtype) for n, v in stack.initial_states(spec, b).items()}
+        lengths = stack.lengths_mask(b)
+        lengths = None if lengths is None else tf.constant(lengths)
+        dropout = {n: tf.constant(m, dtype=dtype) for n, m in (b.dropout_masks or {}).items()}
+        loss, finals = step(x, states0, lengths, dropout, _targets(spec, b, dtype))
+        if carry_state:
+            carried = {n: tf.stop_gradient(v) for n, v in finals.items()}
+        losses.append(float(loss))
+        after_step(i)
+        if (i + 1) % max(1, len(batches) // 4) == 0 or i + 1 == len(batches):
+            progress(f"tensorflow: step {i + 1}/{len(batches)}, training loss {losses[-1]:.4f}")
+    return losses

@@ -200,11 +200,15 @@ def _loss_and_accuracy(spec: SequenceSpec, y: Any, targets: Any) -> tuple[Any, A
         loss = f.mse_loss(y, targets)
     elif spec.loss == "softmax_ce":
         loss = f.cross_entropy(y.reshape(-1, y.shape[-1]), targets.reshape(-1))
+    elif spec.loss == "softmax_ce_steps":  # seeds/004: summed over the steps, averaged over the batch
+        loss = f.cross_entropy(y.reshape(-1, y.shape[-1]), targets.reshape(-1), reduction="sum") / y.shape[0]
     else:  # the article's clipped log loss, op for op
         loss = -(torch.log(torch.clamp(torch.softmax(y, dim=-1), 1e-10, 1.0)) * targets).sum(dim=-1).mean()
     if spec.accuracy == "argmax":
-        labels = targets if spec.loss == "softmax_ce" else targets.argmax(dim=-1)
+        labels = targets if spec.loss in ("softmax_ce", "softmax_ce_steps") else targets.argmax(dim=-1)
         hits = y.argmax(dim=-1) == labels
+    elif spec.accuracy == "sequence_abs_tol":  # a sequence counts when every element is within tol
+        hits = ((y - targets).abs() < spec.accuracy_tol).reshape(y.shape[0], -1).all(dim=1)
     else:
         hits = (y - targets).abs() < spec.accuracy_tol
     return loss, hits.double().mean()

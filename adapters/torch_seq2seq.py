@@ -11,13 +11,14 @@ convolution. ``BasicRNNCell`` is an ``nn.Linear`` over concat([x, h]): one weigh
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from adapters import seq2seq_tables as st
+from adapters.torch_optim import one_thread as _one_thread
+from adapters.torch_optim import optimizer as _optimizer  # a module global: tests slip a step through it
 from reference.seq2seq import check_params
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
 
@@ -187,19 +188,6 @@ def _classes() -> dict[str, Any]:
             "BasicLSTMCell": BasicLSTMCell}
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """These tensors are tiny (batch x 32): intra-op threads cost more than they save, and on a 2-core
-    machine they compete with TensorFlow's pool. The caller's setting is restored afterwards."""
-    torch = _torch()
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
 def _dtype(dtype: str) -> Any:
     return {"float32": _torch().float32, "float64": _torch().float64}[dtype]
 
@@ -282,35 +270,6 @@ def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float,
     with _one_thread():
         _train_loop(model, batches, opt, dt, losses, progress, after_step, clip)
     return losses
-
-
-def _optimizer(params: list, name: str, lr: float, hyper: dict) -> tuple[Any, Callable[[], None]]:
-    """torch.optim's optimiser for the reference's ``name`` with every hyper-parameter the reference resolves (the
-    reference's defaults are torch's own), and the gradient clipping to run before each step."""
-    from reference import optimizers
-    torch = _torch()
-    h = optimizers.resolve(name, "torch", **hyper)
-    wd = h["weight_decay"]
-    if name == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, weight_decay=wd)
-    elif name in ("momentum", "nesterov"):
-        opt = torch.optim.SGD(params, lr=lr, momentum=h["momentum"], nesterov=name == "nesterov", weight_decay=wd)
-    elif name == "adagrad":
-        opt = torch.optim.Adagrad(params, lr=lr, eps=h["eps"], weight_decay=wd,
-                                  initial_accumulator_value=h["initial_accumulator_value"])
-    elif name in ("rmsprop", "rmsprop_centered"):
-        opt = torch.optim.RMSprop(params, lr=lr, alpha=h["rho"], eps=h["eps"], centered=name == "rmsprop_centered",
-                                  weight_decay=wd)
-    else:
-        cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-        opt = cls(params, lr=lr, betas=(h["beta_1"], h["beta_2"]), eps=h["eps"], weight_decay=wd)
-
-    def clip() -> None:
-        if h["clip_norm"] is not None:
-            torch.nn.utils.clip_grad_norm_(params, h["clip_norm"])
-        if h["clip_value"] is not None:
-            torch.nn.utils.clip_grad_value_(params, h["clip_value"])
-    return opt, clip
 
 
 def _train_loop(model: Any, batches: list[Seq2SeqBatch], opt: Any, dt: Any, losses: list,

@@ -8,18 +8,19 @@ tensor belongs to the module that owns it (its key up to the last dot: ``rnn1``,
 Recurrent groups reuse ``adapters.torch_nn``'s stacks: torch's native layer where torch has the
 option, otherwise a loop of torch ops with nn.LSTM's parameter names (so a state_dict loads the same
 way into either). Layouts (transposes, GRU gate order, torch's two biases) come from
-``adapters/tables.py``. Inference only: Dropout is the identity.
+``adapters/tables.py``. Dropout applies the keep masks a batch gives (``Batch.dropout_masks``, drawn by the
+reference) and is the identity without them; ``train`` trains with torch.optim (adapters/torch_optim.py).
 """
 from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from adapters import tables, torch_nn
+from adapters import tables, torch_nn, torch_optim
 from reference import stack
 from reference.layers import Dense, Dropout, Embedding, Masking, Recurrent, check_buildable
 from reference.layout import initial_state_gradient_name
@@ -30,6 +31,9 @@ FRAMEWORK = "torch"
 SUFFIX = torch_nn.SUFFIX
 EMBEDDING = (tables.TensorMap("embeddings", ("weight",)),)
 RECURRENT_KEYS = ("weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l", "weight_hr_l")
+# deliberately broken models for the verifier's own tests: "own_dropout_rng" trains with torch's nn.Dropout (its own
+# random generator) instead of the masks the batches give
+VARIANTS = ("", "own_dropout_rng")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ def _model_class() -> Any:
         def __init__(self, spec: StackSpec, groups: list[Group]) -> None:
             super().__init__()
             self.spec, self.groups = spec, list(groups)
+            # the deliberately broken variant's nn.Dropout per Dropout layer (a plain dict: no state_dict entries)
+            self.own_dropout: dict[str, Any] = {}
             self.attr: dict[str, str] = {}   # group module name -> attribute holding it
             self.group_of: dict[str, Group] = {}
             by_name = _layers(spec)
@@ -183,10 +189,12 @@ def _model_class() -> Any:
                 out = torch_nn._merge(torch, top.merge_mode, fw[:, -1], bw[:, 0 if top.last_output == "final" else -1])
             return out, {renamed[n]: v for n, v in fin.items()}
 
-        def forward(self, x: Any, states: dict, mask: Any = None) -> tuple[Any, dict, dict]:
-            """(prediction, each recurrent group's top layer output, final states in canonical names)."""
+        def forward(self, x: Any, states: dict, mask: Any = None, dropout: dict | None = None
+                    ) -> tuple[Any, dict, dict]:
+            """(prediction, each recurrent group's top layer output, final states in canonical names).
+            ``dropout``: keep masks by Dropout layer name (``Batch.dropout_masks``), applied as the reference does."""
             seq, outputs, finals = x, {}, {}
-            group_input = None
+            group_input, open_group = None, None
             for layer in self.spec.layers:
                 if isinstance(layer, Embedding):
                     ids, seq = seq, self.module_of(self.group_of[layer.name])(seq)
@@ -200,16 +208,31 @@ def _model_class() -> Any:
                 elif isinstance(layer, Recurrent):
                     group = self.group_of[layer.name]
                     if layer.name == group.layers[0]:
-                        group_input = seq
+                        group_input, open_group = seq, group
                     if layer.name != group.layers[-1]:
                         continue  # computed inside its group's module, with the group's last layer
+                    open_group = None
                     seq, fin = self._recurrent(group, group_input, states, mask)
                     finals.update(fin)
                     outputs[layer.name] = seq
                     if not layer.return_sequences:
                         mask = None
-                # Dropout: the identity at inference
+                elif isinstance(layer, Dropout):
+                    seq = self._dropout(layer, seq, dropout or {}, open_group)
             return seq, outputs, finals
+
+        def _dropout(self, layer: Dropout, seq: Any, dropout: dict, open_group: Group | None) -> Any:
+            """torch's own nn.Dropout in training mode in the broken variant; else the injected keep mask,
+            x * (mask / (1 - rate)) as the reference computes it; else the identity (inference)."""
+            if layer.name in self.own_dropout and self.training:
+                return self.own_dropout[layer.name](seq)
+            if layer.name in dropout:
+                if open_group is not None:
+                    raise ValueError(f"torch module {open_group.module} computes layers {', '.join(open_group.layers)} "
+                                     f"as one module: a dropout mask for layer {layer.name} between them cannot be "
+                                     "applied")
+                return seq * (dropout[layer.name] / (1.0 - layer.rate))
+            return seq
 
     return StackModel
 
@@ -271,13 +294,19 @@ def load(model: Any, tensors: dict[str, dict[str, np.ndarray]], source: str = "s
 
 
 def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: list[Group] | None = None,
-          split_bias: bool = True) -> Any:
+          split_bias: bool = True, variant: str = "") -> Any:
     """A torch model holding exactly ``params`` (cast to ``dtype``). A simple RNN's or LSTM's canonical bias is
     split unequally over bias_ih and bias_hh (exactly), so that a second bias is never silently zero; ``port``
-    writes it into bias_ih and zeros, as a port usually does (``split_bias=False``)."""
+    writes it into bias_ih and zeros, as a port usually does (``split_bias=False``). ``variant`` builds a
+    deliberately broken model for the verifier's own tests (``VARIANTS``)."""
     stack.check_params(spec, params)
     check_buildable(spec.layers, "torch")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     model = empty(spec, groups, dtype)
+    if variant == "own_dropout_rng":
+        import torch
+        model.own_dropout = {l.name: torch.nn.Dropout(l.rate) for l in spec.layers if isinstance(l, Dropout)}
     tensors: dict[str, dict[str, np.ndarray]] = {}
     for g in model.groups:
         values: dict[str, np.ndarray] = {}
@@ -402,8 +431,28 @@ def _inputs(spec: StackSpec, batch: Batch, dtype: str) -> Any:
     return torch.tensor(batch.inputs, dtype=_dtype(dtype), requires_grad=True)
 
 
+def summed_tensors(spec: StackSpec) -> dict[str, int]:
+    """Canonical tensors torch trains as a sum of two (a simple RNN's or LSTM's bias_ih + bias_hh): each receives
+    the sum's whole gradient and is stepped by the optimiser on its own (reference/summed.py)."""
+    out: dict[str, int] = {}
+    shapes = stack.param_shapes(spec)
+    for layer in spec.recurrent_layers:
+        for d in layer.directions:
+            for entry in torch_nn.TABLES[layer.cell]:
+                name = f"{layer.name}/{d}/{entry.canonical}"
+                if len(entry.framework) > 1 and name in shapes:
+                    out[name] = len(entry.framework)
+    return out
+
+
+def _dropout_masks(batch: Batch, dt: Any) -> dict[str, Any]:
+    import torch
+    return {n: torch.tensor(m, dtype=dt) for n, m in (batch.dropout_masks or {}).items()}
+
+
 def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs, final states, loss, accuracy and gradients as torch computes them."""
+    """Outputs, final states, loss, accuracy and gradients as torch computes them (the batch's dropout masks
+    applied where it has them)."""
     import torch
     masked = batch.lengths is not None
     reason = supports(spec, masked)
@@ -419,7 +468,7 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     mask = torch.from_numpy(stack.lengths_mask(batch)) if masked else None
     with warnings.catch_warnings():  # "LSTM with projections is not supported with oneDNN": a speed notice
         warnings.simplefilter("ignore", UserWarning)
-        y, outputs, finals = model(x, states, mask)
+        y, outputs, finals = model(x, states, mask, _dropout_masks(batch, dt))
     loss, acc = _loss_and_accuracy(spec, y, targets)
     loss.backward()
     gradient = gradients(spec, model.groups, {g.module: {n: p.grad.double().numpy() for n, p in
@@ -432,6 +481,58 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     return {"output": output, "state": {n: finals[n].detach().numpy() for n in stack.state_shapes(spec, 1)},
             "loss": {"loss": loss.detach().numpy()}, "accuracy": {"accuracy": acc.detach().numpy()},
             "gradient": gradient}
+
+
+def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: str,
+          progress: Callable[[str], None] = lambda s: None, after_step: Callable[[int], None] = lambda i: None,
+          optimizer: str = "sgd", hyper: dict | None = None, carry_state: bool = False) -> list[float]:
+    """``optimizer`` (torch.optim, built as adapters/torch_optim.py does; reference/optimizers.py names them and
+    their torch rules) on the model's loss, one step per batch, with the batch's dropout masks; the losses.
+    ``hyper``: hyper-parameters by the reference's names, ``clip_norm``/``clip_value`` clipping before each step.
+
+    ``carry_state``: batch s >= 1 starts from the final states the model reached on batch s - 1, detached
+    (truncated backpropagation through time); ``batches[0]``'s initial state is the first start.
+    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
+    import torch
+    dt = _dtype(dtype)
+    params = list(model.parameters())
+    opt, clip = torch_optim.optimizer(params, optimizer, lr, hyper or {})
+    losses: list[float] = []
+    carried: dict[str, Any] | None = None
+    model.train()
+    try:
+        # the broken variant's nn.Dropout draws from torch's generator: seeded here, the caller's state restored
+        with torch_optim.one_thread(), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            torch.manual_seed(0)
+            warnings.simplefilter("ignore", UserWarning)  # oneDNN's projection notice, as in ``run``
+            for i, b in enumerate(batches):
+                reason = supports(spec, b.lengths is not None)
+                if reason:
+                    raise ValueError(f"torch cannot run {spec.name!r}: {reason}")
+                states = carried if carried is not None else \
+                    {n: torch.tensor(v, dtype=dt) for n, v in stack.initial_states(spec, b).items()}
+                x = torch.tensor(b.inputs, dtype=torch.int64 if spec.takes_ids else dt)
+                mask = torch.from_numpy(stack.lengths_mask(b)) if b.lengths is not None else None
+                opt.zero_grad(set_to_none=True)
+                y, _, finals = model(x, states, mask, _dropout_masks(b, dt))
+                loss, _ = _loss_and_accuracy(spec, y, _targets(spec, b, dt))
+                loss.backward()
+                clip()
+                opt.step()
+                if carry_state:
+                    carried = {n: v.detach() for n, v in finals.items()}
+                losses.append(float(loss.detach()))
+                after_step(i)
+                if (i + 1) % max(1, len(batches) // 4) == 0 or i + 1 == len(batches):
+                    progress(f"torch: step {i + 1}/{len(batches)}, training loss {losses[-1]:.4f}")
+    finally:
+        model.eval()
+    return losses
+
+
+def _targets(spec: StackSpec, batch: Batch, dt: Any) -> Any:
+    import torch
+    return torch.tensor(batch.targets, dtype=dt if spec.loss in ("mse", "clipped_log_ce") else torch.int64)
 
 
 def run_module(module: Any, spec: StackSpec, groups: list[Group], batch: Batch, dtype: str

@@ -8,7 +8,8 @@ torch and TF1 share (see ``reference.spec.SequenceSpec`` for what each recurrent
   ``mask_zero`` masks the steps whose id is 0 (Keras).
 * ``Masking(mask_value)``: masks the steps whose features all equal ``mask_value`` and multiplies the
   inputs by the mask (Keras zeroes masked steps).
-* ``Dropout(rate)``: the identity at inference.
+* ``Dropout(rate)``: x * mask / (1 - rate) with the keep mask a batch gives it (``Batch.dropout_masks``,
+  training); the identity without one (inference).
 * ``Dense(units, activation)``: ``act(x @ kernel + bias)`` over the last axis, so on a sequence it
   is applied at every step (Keras ``TimeDistributed(Dense)`` and a plain ``Dense`` alike).
 * ``Recurrent``: one recurrent layer (SimpleRNN, LSTM, GRU), optionally bidirectional, returning its

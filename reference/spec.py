@@ -118,6 +118,10 @@ class Batch:
     canonical state names (``reference.layout.state_shapes``) to arrays; absent states are zero.
     ``lengths``: optional integers (B,) in 1..T; steps t >= lengths[b] of sequence b are padding
     (masked), as a Keras mask, torch packed sequence or TF1 sequence_length gives them.
+    ``dropout_masks``: optional keep masks (float 0/1) by Dropout layer name, each of the shape of that
+    layer's input; a Dropout layer with a mask computes x * mask / (1 - rate), one without is the identity
+    (inference). The reference draws them (``reference.dropout.draw_dropout_masks``), so that every
+    framework drops the same units.
 
     Targets: float (B, T, O) or (B, O) for ``mse``; integer labels (B, T) or (B,) for
     ``softmax_ce``; one-hot float (B, T, O) or (B, O) for ``clipped_log_ce``.
@@ -127,6 +131,7 @@ class Batch:
     targets: np.ndarray
     initial_state: np.ndarray | dict | None = field(default=None)
     lengths: np.ndarray | None = field(default=None)
+    dropout_masks: dict | None = field(default=None)
 
     def astype(self, dtype: np.dtype) -> "Batch":
         """The same batch with float arrays cast to ``dtype`` (integer labels stay integers)."""
@@ -136,4 +141,5 @@ class Batch:
             return a.astype(dtype)
         state = self.initial_state
         state = {k: cast(v) for k, v in state.items()} if isinstance(state, dict) else cast(state)
-        return Batch(cast(self.inputs), cast(self.targets), state, self.lengths)
+        masks = None if self.dropout_masks is None else {k: cast(v) for k, v in self.dropout_masks.items()}
+        return Batch(cast(self.inputs), cast(self.targets), state, self.lengths, masks)

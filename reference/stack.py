@@ -2,7 +2,8 @@
 
 This is the family module of ``StackSpec`` (``family = "reference.stack"``): ``param_shapes``,
 ``check_params``, ``state_shapes``, ``evaluate``, ``time_axis``, ``gate_blocks`` and
-``decision_margins``, as every model family provides them. Like JAX's ``stax.serial``, the model is
+``decision_margins``, as every model family provides them, and for training ``gradients`` and
+``optimizer_train`` (reference/stack_training.py). Like JAX's ``stax.serial``, the model is
 the composition of its layers: ``forward`` runs each layer's apply in order and keeps each layer's
 cache; ``backward`` walks the caches in reverse.
 
@@ -40,7 +41,8 @@ from reference.layers import WEIGHTED, Dense, Dropout, Embedding, Masking, Recur
 from reference.layout import GATE_STACKED, GATES, initial_state_gradient_name, recurrent_param_shapes
 from reference.spec import ACCURACIES, Batch
 
-LOSSES = ("mse", "softmax_ce", "clipped_log_ce", "prob_ce")
+LOSSES = ("mse", "softmax_ce", "clipped_log_ce", "prob_ce", "softmax_ce_steps")
+STACK_ACCURACIES = ACCURACIES + ("sequence_abs_tol",)
 Results = dict[str, dict[str, np.ndarray]]
 
 
@@ -62,8 +64,8 @@ class StackSpec:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
-        if self.accuracy not in ACCURACIES:
-            raise ValueError(f"unknown accuracy {self.accuracy!r}; expected one of {', '.join(ACCURACIES)}")
+        if self.accuracy not in STACK_ACCURACIES:
+            raise ValueError(f"unknown accuracy {self.accuracy!r}; expected one of {', '.join(STACK_ACCURACIES)}")
         if not self.layers:
             raise ValueError(f"model {self.name!r} has no layers")
         names = [layer.name for layer in self.layers]
@@ -361,6 +363,20 @@ def dense_activation(name: str, z: np.ndarray) -> np.ndarray:
     return losses.softmax(z) if name == "softmax" else activation(name)[0](z)
 
 
+def dropout_forward(layer: Dropout, x: np.ndarray, batch: Batch) -> tuple[np.ndarray | None, np.ndarray]:
+    """(cache, output) of a Dropout layer: x * mask / (1 - rate) with the batch's keep mask for it (training), the
+    identity without one (inference). The cache is the scaled mask (None for the identity)."""
+    masks = batch.dropout_masks or {}
+    if layer.name not in masks:
+        return None, x
+    mask = np.asarray(masks[layer.name])
+    if mask.shape != x.shape:
+        raise ValueError(f"dropout mask of layer {layer.name}: expected the shape of its input {x.shape}, "
+                         f"got {mask.shape}")
+    scaled = mask.astype(x.dtype) / np.asarray(1.0 - layer.rate, x.dtype)
+    return scaled, x * scaled
+
+
 def forward(spec: StackSpec, params: dict, batch: Batch) -> tuple[Results, dict]:
     """Every layer in order: outputs, final states, loss, accuracy, and the cache for ``backward``."""
     check_params(spec, params)
@@ -381,7 +397,7 @@ def forward(spec: StackSpec, params: dict, batch: Batch) -> tuple[Results, dict]
             m = np.any(seq != layer.mask_value, axis=-1)  # (B, T)
             cache, seq, mask = m, seq * m[..., None].astype(seq.dtype), m
         elif isinstance(layer, Dropout):
-            cache = None
+            cache, seq = dropout_forward(layer, seq, batch)
         elif isinstance(layer, Dense):
             z = seq @ params[f"{layer.name}/kernel"]
             if layer.use_bias:
@@ -421,6 +437,8 @@ def backward(spec: StackSpec, params: dict, cache: dict) -> dict[str, np.ndarray
             d = None
         elif isinstance(layer, Masking):
             d = d * c[..., None].astype(d.dtype)
+        elif isinstance(layer, Dropout):
+            d = d if c is None else d * c  # the scaled keep mask: dropped units pass no gradient
         elif isinstance(layer, Dense):
             x, y = c
             kernel = params[f"{layer.name}/kernel"]
@@ -451,6 +469,35 @@ def evaluate(spec: StackSpec, params: dict, batch: Batch) -> Results:
 def loss_only(spec: StackSpec, params: dict, batch: Batch) -> float:
     """The scalar loss (for finite differences)."""
     return float(forward(spec, params, batch)[0]["loss"]["loss"])
+
+
+# Training (verify/training.py calls them on the family): reference/stack_training.py, imported when first used
+def gradients(spec: StackSpec, params: dict, batch: Batch) -> tuple[float, dict[str, np.ndarray]]:
+    """The loss and its gradient with respect to every parameter, in the params' dtype."""
+    from reference import stack_training
+    return stack_training.gradients(spec, params, batch)
+
+
+def gradients_and_states(spec: StackSpec, params: dict, batch: Batch
+                         ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``gradients`` and the final states (what a carried-state training step hands to the next batch)."""
+    from reference import stack_training
+    return stack_training.gradients_and_states(spec, params, batch)
+
+
+def starting_from(batch: Batch, states: dict[str, np.ndarray]) -> Batch:
+    """``batch`` started from ``states`` instead of its own initial state."""
+    from reference import stack_training
+    return stack_training.starting_from(batch, states)
+
+
+def optimizer_train(spec: StackSpec, params: dict, batches: list[Batch], lr: float, optimizer: str = "sgd",
+                    variant: str = "torch", hyper: dict | None = None, carry_state: bool = False,
+                    copies: dict[str, int] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One optimiser step per batch (reference/stack_training.py: optionally carrying the state across batches, and
+    stepping each summand of a tensor the framework trains as a sum)."""
+    from reference import stack_training
+    return stack_training.optimizer_train(spec, params, batches, lr, optimizer, variant, hyper, carry_state, copies)
 
 
 def time_axis(spec: StackSpec, quantity: str, name: str) -> int | None:

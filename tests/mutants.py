@@ -129,7 +129,8 @@ SEQ2SEQ = (
            "loss = -(torch.log(torch.clamp(p, 1e-10, 1.0)) * targets).sum(-1).mean()",
            "loss = -(torch.log(torch.clamp(p, 1e-10, 1.0)) * targets).sum(-1).sum()", "seq2seq", "torch", "torch",
            "torch: training leaves the policy at step 0"),
-    Mutant("torch_sgd_momentum", "the optimiser built with momentum 0.9 where plain SGD was meant", _TS,
+    Mutant("torch_sgd_momentum", "the optimiser built with momentum 0.9 where plain SGD was meant",
+           "adapters/torch_optim.py",
            "opt = torch.optim.SGD(params, lr=lr, weight_decay=wd)",
            "opt = torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)", "seq2seq",
            "torch", "torch", "torch: training leaves the policy at step 1"),  # momentum's first step is plain SGD

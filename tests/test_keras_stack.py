@@ -393,3 +393,18 @@ def test_keras_last_output_of_a_padded_sequence(zero_output: bool, go_backwards:
     zero_rows = np.all(results["output"]["r"] == 0.0, axis=-1).tolist()
     assert zero_rows == [False] + [zero_output and not go_backwards] * 2
     _assert_equivalent(spec, case.params, case.batch, results)
+
+
+def test_dropout_masks_run_as_the_reference_and_keep_the_keras_mask() -> None:
+    """The batch's keep masks after an Embedding(mask_zero) and after a recurrent layer: every tensor within the
+    float64 policy. The product is a new tensor, so the Keras mask is attached again: without it the second LSTM
+    would run the padded steps (caught here by the final states of sequences 1 and 2)."""
+    from reference.dropout import draw_dropout_masks
+    spec = StackSpec("d", 0, (Embedding("emb", 6, 3, mask_zero=True), Dropout("drop_emb", 0.3),
+                              Recurrent("lstm", "lstm", 4), Dropout("drop_lstm", 0.5), Recurrent("last", "gru", 3),
+                              Dense("head", 2)))
+    case = make_stack_case(spec, 5)
+    batch = replace(case.batch, dropout_masks=draw_dropout_masks(spec, np.random.default_rng(5), 3, 4))
+    results = keras_stack.run(keras_stack.build(spec, case.params, "float64"), spec, batch, "float64")
+    bad = [c for c in _checks(spec, case.params, batch, results) if not c.ok]
+    assert not bad, bad

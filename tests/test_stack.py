@@ -194,3 +194,49 @@ def test_frameworks_refuse_a_layer_that_models_a_porting_bug(option: dict) -> No
     with pytest.raises(ValueError, match=f"layer rnn/0: {next(iter(option))}=.* models a porting bug .*; torch cannot build it"):
         check_buildable((layer,), "torch")
     check_buildable((Recurrent("rnn/0", cell="lstm", hidden_size=3),), "torch")
+
+
+def _dropout_case():
+    from reference import dropout
+    from reference.layers import Dropout
+    spec = StackSpec("d", 2, (Dropout("drop_in", 0.4), Recurrent("lstm", "lstm", 3), Dropout("drop_out", 0.25),
+                              Recurrent("last", "simple_rnn", 2, return_sequences=False), Dropout("drop_last", 0.5),
+                              Dense("head", 2)))
+    case = make_stack_case(spec, 7)
+    masks = dropout.draw_dropout_masks(spec, np.random.default_rng(7), 3, 4)
+    return spec, case, masks
+
+
+def test_dropout_applies_its_mask_forward_and_backward_and_is_the_identity_without_one() -> None:
+    """x * mask / (1 - rate) with the batch's mask (the gradients match central differences; dropped units get
+    none); without masks, and cast to float32 with them, the same batch is the identity and the same masks."""
+    spec, case, masks = _dropout_case()
+    batch = replace(case.batch, dropout_masks=masks)
+    plain = stack.evaluate(spec, case.params, case.batch)
+    dropped = stack.evaluate(spec, case.params, batch)
+    np.testing.assert_array_equal(dropped["gradient"]["inputs"][masks["drop_in"] == 0], 0.0)
+    assert abs(dropped["loss"]["loss"] - plain["loss"]["loss"]) > 1e-3
+    x = case.batch.inputs * masks["drop_in"] / 0.6
+    no_first = replace(batch, inputs=x, dropout_masks={k: v for k, v in masks.items() if k != "drop_in"})
+    np.testing.assert_allclose(stack.evaluate(spec, case.params, no_first)["output"]["lstm"],
+                               dropped["output"]["lstm"], rtol=1e-15, atol=1e-15)
+    drop_case = replace(case, batch=batch)
+
+    def loss(point: dict) -> float:  # _loss_at's batch, with the masks
+        b = replace(batch, inputs=point["inputs"], initial_state={k[6:]: v for k, v in point.items()
+                                                                  if k.startswith("state:")})
+        return stack.loss_only(spec, {k[6:]: v for k, v in point.items() if k.startswith("param:")}, b)
+    check = directional_check(loss, _point(drop_case), _grads_at(drop_case, dropped["gradient"]),
+                              np.random.default_rng(3))
+    assert check.ok, table(Report("dropout", "float64", 7, ("reference",), {}, (check,), ()))
+    low = batch.astype(np.float32)
+    assert all(low.dropout_masks[n].dtype == np.float32 and np.array_equal(low.dropout_masks[n], masks[n])
+               for n in masks)
+
+
+def test_a_dropout_mask_of_the_wrong_shape_is_refused_by_name() -> None:
+    spec, case, masks = _dropout_case()
+    masks["drop_out"] = masks["drop_out"][:, :3]
+    with pytest.raises(ValueError, match=r"dropout mask of layer drop_out: expected the shape of its input "
+                                         r"\(3, 4, 3\), got \(3, 3, 3\)"):
+        stack.evaluate(spec, case.params, replace(case.batch, dropout_masks=masks))

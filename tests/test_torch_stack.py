@@ -159,3 +159,26 @@ def test_extracted_float64_weights_are_copies_of_the_modules_storage() -> None:
             p.add_(1.0)
     for n, v in back.items():
         assert np.array_equal(v, kept[n]), f"{n} changed with the module after extraction"
+
+
+def test_dropout_masks_run_as_the_reference_and_one_inside_a_fused_module_is_refused() -> None:
+    """One module per layer applies every mask as the reference does; nn.LSTM(num_layers=2) computes both layers in
+    one call, so a mask for the Dropout between them cannot be applied: refused by name, not silently skipped."""
+    from dataclasses import replace
+
+    from reference.dropout import draw_dropout_masks
+    from reference.layers import Dropout
+    spec = StackSpec("d", 2, (Recurrent("a", "lstm", 3), Dropout("between", 0.5), Recurrent("b", "lstm", 3),
+                              Dropout("after", 0.2), Dense("head", 1)))
+    case = make_stack_case(spec, 3)
+    batch = replace(case.batch, dropout_masks=draw_dropout_masks(spec, np.random.default_rng(3), 3, 4))
+    got = torch_stack.run(torch_stack.build(spec, case.params, "float64"), spec, batch, "float64")
+    want = stack.evaluate(spec, case.params, batch)
+    assert abs(float(got["loss"]["loss"]) - float(want["loss"]["loss"])) <= 1e-14 * abs(float(want["loss"]["loss"]))
+    fused = [torch_stack.Group("rnn", ("a", "b")), torch_stack.Group("head", ("head",))]
+    model = torch_stack.build(spec, case.params, "float64", fused)
+    with pytest.raises(ValueError, match="torch module rnn computes layers a, b as one module: a dropout mask for "
+                                         "layer between between them cannot be applied"):
+        torch_stack.run(model, spec, batch, "float64")
+    only_after = replace(batch, dropout_masks={"after": batch.dropout_masks["after"]})
+    assert np.isfinite(torch_stack.run(model, spec, only_after, "float64")["loss"]["loss"])

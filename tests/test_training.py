@@ -154,3 +154,43 @@ def test_ensemble_starts_move_every_weight_by_one_ulp_of_its_dtype(dtype) -> Non
             np.all(np.abs(a[n] - v) <= np.spacing(np.abs(v))), (n, a[n] - v)
         assert np.all(a[n] != v), n
     assert any(not np.array_equal(a[n], b[n]) for n in params)  # members differ
+
+
+def test_the_per_step_gap_is_bucketed_by_its_largest_value() -> None:
+    from verify.training import GAP_VALUES, gap_note
+    assert gap_note("torch", [0.5, 0.25, 2.0]) == \
+        "torch: per-step gap (largest error / allowance over the weights, steps 0-2): 0.5 0.25 2"
+    note = gap_note("torch", [0.01] * 40 + [3.0] + [0.01] * 59)
+    values = note.split(": ")[-1].split()
+    assert "steps 0-99, largest of each 9 steps" in note and len(values) <= GAP_VALUES
+    assert values.count("3") == 1 and values.index("3") == 40 // 9, note
+
+
+def test_a_bad_step_shows_in_the_gap_note_at_its_step(monkeypatch) -> None:
+    """The slipping step of ``test_one_bad_training_step_is_named_at_its_step`` uses far more than its allowance;
+    every other step stays well within it."""
+    from adapters import torch_seq2seq
+    train = torch_seq2seq.train
+
+    def slipping_train(model, spec, batches, lr, dtype, progress=lambda s: None, after_step=lambda i: None, **kw):
+        losses = train(model, spec, batches[:2], lr, dtype, progress, after_step, **kw)
+        return losses + train(model, spec, batches[2:], lr * (1 + 1e-9), dtype, progress,
+                              lambda i: after_step(2 + i), **kw)
+    monkeypatch.setattr(torch_seq2seq, "train", slipping_train)
+    report = compare_trained("small_seq2seq", small_spec("seq2seq"), SETUP, ("torch",), "float64", seed=3)
+    note = next(n for n in report.notes if n.startswith("torch: per-step gap"))
+    values = [float(v) for v in note.split(": ")[-1].split()]
+    assert len(values) == 3 and values[0] < 0.5 and values[1] < 0.5 and values[2] > 1, note
+
+
+def test_the_models_own_optimiser_unless_one_is_named() -> None:
+    from verify.training import optimizer_for
+    setup = TrainSetup(steps=3, batch_size=5, lr=0.02, held_out=6, make_data=_data, optimizer="rmsprop",
+                       hyper={"rho": 0.8})
+    own = optimizer_for(setup)
+    assert (own.name, own.lr, own.hyper) == ("rmsprop", 0.02, {"rho": 0.8})
+    assert optimizer_for(setup, "adam").lr == 0.01 and optimizer_for(setup, "adam").hyper == {}
+    assert optimizer_for(setup, "sgd").lr == 0.02
+    assert (optimizer_for(SETUP).name, optimizer_for(SETUP).lr) == ("sgd", 0.5)
+    with pytest.raises(ValueError, match="takes no momentum"):
+        optimizer_for(TrainSetup(3, 5, 0.1, 6, _data, optimizer="adam", hyper={"momentum": 0.9}))

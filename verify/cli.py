@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     c.add_argument("--optimizer", choices=_optimizer_names(), metavar="NAME",
                    help="the trained models' optimiser, in each framework's own variant: "
-                        f"{', '.join(_optimizer_names())} (default sgd; README, Optimisers)")
+                        f"{', '.join(_optimizer_names())} (default: the model's own, sgd for the article's; "
+                        "README, Optimisers)")
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     c.add_argument("--html", metavar="PATH", help="also write the report as one HTML page to PATH: every check, and "
                                                   "plots of each failing tensor's error per time step and per gate")

@@ -152,7 +152,8 @@ def entry_of(name: str, frameworks: tuple[str, ...], seed: int) -> zoo.ZooModel:
 def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
                   progress: Callable[[str], None] = lambda s: None, optimizer: str | None = None) -> Report:
     """The whole ``compare`` for a zoo model: a deterministic function of its arguments. ``optimizer`` (a trained
-    model only; plain SGD when None) names reference/optimizers.py's optimiser every framework trains with."""
+    model only; the model's own, ``TrainSetup.optimizer``, when None) names reference/optimizers.py's optimiser
+    every framework trains with."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
     entry = entry_of(name, frameworks, seed)
@@ -161,10 +162,10 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
         raise ValueError(f"--optimizer applies to the trained models only; {name!r} is verified untrained")
     if entry.train is not None:  # a model trained before it is verified: verify/training.py
         from verify import training
-        training.optimizer_for(entry.train, optimizer or "sgd")  # an unknown optimiser fails before any work
+        training.optimizer_for(entry.train, optimizer)  # an unknown optimiser fails before any work
         with stage.phase("training, then verifying"):
             report = training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress,
-                                              optimizer=optimizer or "sgd")
+                                              optimizer=optimizer)
         return replace(report, notes=report.notes + tuple(odd_one_out(report.checks)))
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)

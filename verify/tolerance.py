@@ -254,6 +254,13 @@ def optimizer_step_error(name: str, variant: str, hyper: dict, lr: float, params
     return bound, new_dev
 
 
+def summand_rounding(magnitude: np.ndarray, copies: int, dtype: str) -> float:
+    """A tensor a framework trains as ``copies`` summands (torch's bias_ih + bias_hh) stores each on its own: 2 ulp
+    of each summand's largest possible |value| (``magnitude``), which the rtol of their sum does not cover where
+    they cancel."""
+    return copies * STEP_RTOL_ULPS * EPS[dtype] * float(np.max(magnitude, initial=0.0))
+
+
 def for_optimizer_step(bounds: list[float], dtype: str, optimizer: str) -> Allowance:
     """A tensor's weights after each optimiser step against the reference's step from the framework's weights and
     the reference's state before it; ``bounds``: ``optimizer_step_error``'s bound of this tensor at every step."""

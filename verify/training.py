@@ -1,8 +1,10 @@
 """``compare`` with training: each framework trains its own model, and the reference checks the result.
 
-From one seeded initialisation every framework builds its model, trains it with its optimiser (plain
-SGD unless told; reference/optimizers.py models the others in each framework's own variant) on the
-same batches (teacher forcing), and hands back its weights after every step through its adapter.
+From one seeded initialisation every framework builds its model, trains it with its optimiser (the
+model's own, plain SGD unless its setup names another; reference/optimizers.py models each in each
+framework's own variant) on the same batches (the article's models with teacher forcing; layer stacks
+with the dropout masks the reference drew, and their states carried across batches where the model
+trains so), and hands back its weights after every step through its adapter.
 Training is checked where it is decided, one step at a time: the reference takes each step from the
 framework's own weights before it, with its optimiser state carried along those weights, so rounding
 has nothing to amplify. The end-of-training weights are also checked against the reference's own
@@ -17,14 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from adapters import registry
-from reference import optimizers
+from reference import optimizers, summed
 from reference.params import init_params
 from verify import tolerance
 from verify.compare import Results, compare_results, compare_tensor
@@ -34,13 +37,21 @@ from verify.report import Allowance, Check, Report
 @dataclass(frozen=True)
 class TrainSetup:
     """How a zoo model is trained: ``make_data(spec, rng, steps, batch_size, held_out)`` gives the
-    training batches (one per step) and the held-out batch."""
+    training batches (one per step) and the held-out batch.
+
+    ``optimizer`` (reference/optimizers.py's names) with ``hyper`` at ``lr`` is the model's own optimiser, used
+    unless ``compare --optimizer`` names another. ``carry_state`` (layer stacks): batch s >= 1 starts from the
+    final states the model reached on batch s - 1, with no gradient across batches (truncated backpropagation
+    through time, as seeds/001 and seeds/004 train); ``batches[0]``'s initial state is the first start."""
 
     steps: int
     batch_size: int
     lr: float
     held_out: int
     make_data: Callable[..., tuple[list, Any]]
+    carry_state: bool = False
+    optimizer: str = "sgd"
+    hyper: dict = field(default_factory=dict)
 
 
 # each framework's optimisers follow its own rules where they differ (reference/optimizers.py)
@@ -66,10 +77,13 @@ class Optimizer:
         return "SGD" if self.name == "sgd" else self.name
 
 
-def optimizer_for(setup: TrainSetup, name: str = "sgd", hyper: dict | None = None, lr: float | None = None
+def optimizer_for(setup: TrainSetup, name: str | None = None, hyper: dict | None = None, lr: float | None = None
                   ) -> Optimizer:
-    """The optimiser ``name`` with ``lr`` (default: the setup's for SGD, ``LEARNING_RATES`` otherwise); ValueError
-    (one line) for an unknown name or hyper-parameter."""
+    """The optimiser ``name`` with ``lr`` (default: the setup's for SGD, ``LEARNING_RATES`` otherwise); without a
+    name the model's own (``setup.optimizer`` with ``setup.hyper`` at ``setup.lr``). ValueError (one line) for an
+    unknown name or hyper-parameter."""
+    if name is None:
+        name, hyper, lr = setup.optimizer, setup.hyper if hyper is None else hyper, setup.lr if lr is None else lr
     if name not in optimizers.NAMES:
         raise ValueError(f"unknown optimiser {name!r}; expected one of: {', '.join(optimizers.NAMES)}")
     for variant in optimizers.VARIANTS:
@@ -92,63 +106,124 @@ def _ulp_moved(params: dict, seed: int, member: int) -> dict:
     return {k: (v + rng.choice([-1.0, 1.0], size=v.shape) * np.spacing(v)).astype(v.dtype) for k, v in params.items()}
 
 
+def _train_kwargs(carry: bool, copies: dict[str, int]) -> dict[str, Any]:
+    """``family.optimizer_train``'s keywords beyond the seq2seq family's, which takes neither."""
+    return {**({"carry_state": True} if carry else {}), **({"copies": copies} if copies else {})}
+
+
 def _ensemble_floor(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer, variant: str, dtype: str,
-                    seed: int, ref_params: dict, ref_losses: np.ndarray) -> tuple[dict[str, float], float]:
+                    seed: int, ref_params: dict, ref_losses: np.ndarray, kw: dict[str, Any]
+                    ) -> tuple[dict[str, float], float]:
     """The end-of-training floor: how far ``tolerance.ENSEMBLE`` reference retrains in ``dtype``, each from a
-    start moved by one ulp, land from the float64 trajectory (the widest member, per tensor)."""
+    start moved by one ulp, land from the float64 trajectory (the widest member, per tensor). ``kw``: carried state
+    and summed tensors, as the float64 run had them."""
     low = [b.astype(np.dtype(dtype)) for b in batches64]
     floors = dict.fromkeys(ref_params, 0.0)
     loss_floor = 0.0
     for member in range(tolerance.ENSEMBLE):
         trained, losses = family.optimizer_train(spec, _ulp_moved(_cast(params, dtype), seed, member), low, opt.lr,
-                                                 opt.name, variant, opt.hyper)
+                                                 opt.name, variant, opt.hyper, **kw)
         for n, v in ref_params.items():
             floors[n] = max(floors[n], _floor(trained[n], v))
         loss_floor = max(loss_floor, _floor(losses, ref_losses))
     return floors, loss_floor
 
 
+def _step_gradients(family: Any, spec: Any, params: dict, batch: Any, carried: dict | None, carry: bool
+                    ) -> tuple[float, dict, dict | None]:
+    """(loss, parameter gradients, final states when ``carry``) at ``params`` on ``batch``, started from the
+    ``carried`` states when given."""
+    if carried is not None:
+        batch = family.starting_from(batch, carried)
+    if carry:
+        return family.gradients_and_states(spec, params, batch)
+    loss, grads = family.gradients(spec, params, batch)
+    return loss, grads, None
+
+
 def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], losses: np.ndarray,
-                 batches64: list, opt: Optimizer, variant: str, dtype: str, gates: Callable) -> list[Check]:
+                 batches64: list, opt: Optimizer, variant: str, dtype: str, gates: Callable, carry: bool = False,
+                 copies: dict[str, int] | None = None) -> tuple[list[Check], list[float]]:
     """Every optimiser step of one framework, checked where it is decided: the reference takes the step from the
     framework's own weights before it (``snapshots[s]``), with its own optimiser state updated at every step by its
     gradient at those weights (so it follows the framework's state up to rounding), and is compared with the
     framework's weights after it (``snapshots[s + 1]``). One check per tensor over all steps; its first bad step is
-    the training step."""
+    the training step. Also the per-step gap: the largest share of its allowance any weight uses after each step.
+
+    ``carry``: batch s >= 1 starts from the final states the reference reaches on batch s - 1 from the framework's
+    weights before step s - 1: a chain of forward passes, each from the framework's own weights (so nothing of the
+    framework's training is amplified), whose float32 floor is measured along the same chain run in float32.
+    ``copies``: tensors the framework trains as a sum of several (reference/summed.py)."""
     names = list(snapshots[0])
+    copies = copies or {}
     got: dict[str, list] = {n: [] for n in names}
     want: dict[str, list] = {n: [] for n in names}
     bounds: dict[str, list] = {n: [] for n in names}
     ref_losses, loss_floors = [], []
-    state = optimizers.init(opt.name, snapshots[0], variant, **opt.hyper)
-    state_dev = {slot: {n: np.zeros(v.shape) for n, v in snapshots[0].items()} for slot in optimizers.SLOTS[opt.name]}
+    state = summed.init(opt.name, snapshots[0], variant, copies, **opt.hyper)
+    state_dev = {slot: {n: np.zeros(v.shape) for n, v in summed.expand(snapshots[0], copies).items()}
+                 for slot in optimizers.SLOTS[opt.name]}
+    # how large a summand of a summed tensor can be, where they cancel and their own rounding is not within the rtol
+    # of their sum: two summands are (sum +- difference) / 2, and their difference starts at most as large as the
+    # sum (halves, or the whole and zero: adapters/tables.py) and does not grow (each takes the same update; a
+    # decay shrinks it)
+    start = {n: np.abs(snapshots[0][n]) for n in copies}
+    carried = carried_low = None
     for s, batch in enumerate(batches64):
         before = snapshots[s]
-        loss, grads = family.gradients(spec, before, batch)
+        loss, grads, carried_next = _step_gradients(family, spec, before, batch, carried, carry)
         low_loss, low_grads = loss, grads  # float64: no floor is measured, the float64 rule has none
         if dtype != "float64":
-            low_loss, low_grads = family.gradients(spec, _cast(before, dtype), batch.astype(np.dtype(dtype)))
+            low_loss, low_grads, carried_low = _step_gradients(family, spec, _cast(before, dtype),
+                                                               batch.astype(np.dtype(dtype)), carried_low, carry)
+        carried = carried_next
         scale = max(float(np.max(np.abs(g))) for g in grads.values())
         grad_atol = {n: tolerance.for_tensor(grads[n], dtype, _floor(low_grads[n], grads[n]), scale).atol
                      for n in names}
-        bound, state_dev = tolerance.optimizer_step_error(opt.name, variant, opt.hyper, opt.lr, before, grads, state,
-                                                          grad_atol, state_dev, dtype)
-        after, state = optimizers.step(opt.name, before, grads, state, opt.lr, variant, **opt.hyper)
+        bound, state_dev = tolerance.optimizer_step_error(
+            opt.name, variant, opt.hyper, opt.lr, summed.expand(before, copies), summed.expand_grads(grads, copies),
+            state, summed.expand_grads(grad_atol, copies), state_dev, dtype)
+        bound = summed.collapse(bound, copies)  # each summand's deviation adds to the sum's
+        after, state = summed.step(opt.name, before, grads, state, opt.lr, variant, copies, **opt.hyper)
         for n in names:
+            if n in copies:
+                bound[n] += tolerance.summand_rounding((np.abs(after[n]) + start[n]) / 2, copies[n], dtype)
             bounds[n].append(bound[n])
             got[n].append(snapshots[s + 1][n])
             want[n].append(after[n])
         ref_losses.append(float(loss))
         loss_floors.append(abs(float(low_loss) - float(loss)))
     against = f"reference {opt.label} step"
-    checks = [compare_tensor(framework, against, "training step", n, np.stack(got[n]), np.stack(want[n]),
-                             tolerance.for_optimizer_step(bounds[n], dtype, opt.name), dtype, 0,
-                             gates("training step", n))
+    allowed = {n: tolerance.for_optimizer_step(bounds[n], dtype, opt.name) for n in names}
+    checks = [compare_tensor(framework, against, "training step", n, np.stack(got[n]), np.stack(want[n]), allowed[n],
+                             dtype, 0, gates("training step", n))
               for n in names]
     ref_l = np.asarray(ref_losses)
     checks.append(compare_tensor(framework, against, "training step", "loss", losses, ref_l,
                                  tolerance.for_step_losses(ref_l, dtype, np.asarray(loss_floors)), dtype, 0))
-    return checks
+    gap = [max(_share(got[n][s], want[n][s], allowed[n]) for n in names) for s in range(len(batches64))]
+    return checks, gap
+
+
+def _share(x: np.ndarray, ref: np.ndarray, allowance: Allowance) -> float:
+    """The largest share of ``allowance`` any element of ``x`` uses (inf where the allowance is zero and used)."""
+    diff = np.abs(np.asarray(x, np.float64) - ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = np.where(diff == 0, 0.0, diff / (allowance.atol + allowance.rtol * np.abs(ref)))
+    return float(np.max(shares, initial=0.0))
+
+
+GAP_VALUES = 12  # the per-step gap note shows at most this many values (buckets of steps, their largest)
+
+
+def gap_note(framework: str, gap: list[float]) -> str:
+    """One line: the per-step gap of a framework's training, bucketed by their largest to at most ``GAP_VALUES``
+    values, so that one sees whether it stays at rounding level (well below 1) or grows like a bug."""
+    size = max(1, math.ceil(len(gap) / GAP_VALUES))
+    values = [max(gap[i:i + size]) for i in range(0, len(gap), size)]
+    how = "" if size == 1 else f", largest of each {size} steps"
+    return (f"{framework}: per-step gap (largest error / allowance over the weights, steps 0-{len(gap) - 1}{how}): "
+            + " ".join(f"{v:.2g}" for v in values))
 
 
 def _largest(v: np.ndarray) -> float:
@@ -188,16 +263,23 @@ def _decisions(framework: str, decoded: np.ndarray, ref: Results, allow_pred: Al
 _PROCESSING_ORDER = ("encoder", "forward", "backward", "decoder", "logits", "prediction")
 
 
+def _processing_order(spec: Any) -> tuple[str, ...]:
+    """Output names in the order they are computed: a layer stack's recurrent layers, then its prediction."""
+    layers = getattr(spec, "recurrent_layers", None)
+    return _PROCESSING_ORDER if layers is None else tuple(l.name for l in layers) + ("prediction",)
+
+
 def _first_divergence(spec: Any, frameworks: tuple[str, ...], checks: list[Check]) -> list[str]:
     """One line per framework whose held-out outputs diverge: the first tensor and step, in processing order."""
     lines = []
     for fw in frameworks:
         bad = {c.name: c for c in checks if c.framework == fw and c.against == "reference" and c.quantity == "output"
                and not c.ok and c.first_bad_step is not None}
-        for name in _PROCESSING_ORDER:
+        for name in _processing_order(spec):
             if name in bad:
                 step = bad[name].first_bad_step
-                extra = f" (emits output symbol {step + 1})" if name == "decoder" else ""
+                extra = f" (emits output symbol {step + 1})" if name == "decoder" and not hasattr(spec, "layers") \
+                    else ""
                 lines.append(f"{fw}: first divergent step on the held-out set: output {name} step {step}{extra}")
                 break
     return lines
@@ -217,7 +299,7 @@ def _teacher_forced(spec: Any) -> bool:
     """Whether the held-out set is also run under teacher forcing: the training objective on the held-out set,
     where the decoder reads the previous target (greedy decoding's fed-back one-hot carries no gradient; this
     does not either, but every step's input is then the same on both sides by construction)."""
-    return spec.kind != "bidirectional" and spec.decoding == "greedy"
+    return getattr(spec, "decoding", None) == "greedy" and spec.kind != "bidirectional"
 
 
 def held_out_run(spec: Any, adapter: Any, model: Any, test: Any, dtype: str) -> Results:
@@ -240,7 +322,7 @@ def held_out_reference(spec: Any, trained: dict, test: Any, decoded: np.ndarray 
     from verify.engine import seen_by
     family = importlib.import_module(spec.family)
     path = test
-    if decoded is not None and spec.decoding == "greedy":
+    if decoded is not None and getattr(spec, "decoding", None) == "greedy":
         path = test.with_fed_back(decoded[:, :-1].astype(np.int64))
     path64 = seen_by(path, dtype)
     ref = family.evaluate(spec, trained, path64)
@@ -307,23 +389,27 @@ class _Side:
     reference: _ReferenceRun
 
 
-def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer, variants: list[str],
-                    dtype: str, seed: int) -> dict[str, _ReferenceRun]:
-    """Per optimiser variant: the reference's float64 run and its ensemble floor. Variants whose float64 runs agree
-    bit for bit (plain SGD at a float32-exact learning rate) share one run, and its ensemble is not repeated."""
+def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer,
+                    plans: dict[str, tuple[str, dict[str, int]]], dtype: str, seed: int, carry: bool
+                    ) -> dict[str, _ReferenceRun]:
+    """Per framework, by its plan (optimiser variant, summed tensors): the reference's float64 run and its ensemble
+    floor. Plans whose float64 runs agree bit for bit (plain SGD at a float32-exact learning rate, no summed tensors)
+    share one run, and its ensemble is not repeated."""
     runs: dict[str, _ReferenceRun] = {}
-    for variant in dict.fromkeys(variants):
-        ref_params, ref_losses = family.optimizer_train(spec, params, batches64, opt.lr, opt.name, variant, opt.hyper)
+    for fw, (variant, copies) in plans.items():
+        kw = _train_kwargs(carry, copies)
+        ref_params, ref_losses = family.optimizer_train(spec, params, batches64, opt.lr, opt.name, variant, opt.hyper,
+                                                        **kw)
         same = next((r for r in runs.values() if np.array_equal(r.losses, ref_losses)
                      and all(np.array_equal(r.params[n], v) for n, v in ref_params.items())), None)
         if same is not None:
-            runs[variant] = same
+            runs[fw] = same
             continue
         floors, loss_floor = _ensemble_floor(family, spec, params, batches64, opt, variant, dtype, seed, ref_params,
-                                             ref_losses)
+                                             ref_losses, kw)
         allow_trained = {n: tolerance.for_trained(v, dtype, floors[n]) for n, v in ref_params.items()}
         allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, loss_floor)
-        runs[variant] = _ReferenceRun(ref_params, ref_losses, allow_trained)
+        runs[fw] = _ReferenceRun(ref_params, ref_losses, allow_trained)
     return runs
 
 
@@ -337,6 +423,33 @@ def _trained_pair_allowance(a: _Side, b: _Side, name: str) -> Allowance:
                                   float(np.max(np.abs(ra - rb))), _largest(ra), _largest(rb))
 
 
+def _training_note(spec: Any, setup: TrainSetup, batches: list, test: Any, n_steps: int, what: str,
+                   opt: Optimizer) -> str:
+    """What the training was: steps, optimiser, batch, and how each batch starts and is fed."""
+    how = ["teacher forcing"] if getattr(spec, "decoding", None) else []
+    if setup.carry_state:
+        how.append("state carried across batches (truncated backpropagation through time)")
+    if any(getattr(b, "dropout_masks", None) for b in batches):
+        how.append("dropout masks drawn by the reference and given to every framework")
+    held = f"held-out set: {test.inputs.shape[0]} examples"
+    if getattr(spec, "decoding", None):
+        held += f", decoding {spec.decoding}"
+    elif any(getattr(layer, "kind", "") == "Dropout" for layer in getattr(spec, "layers", ())):
+        held += " (inference: no dropout)"
+    return (f"training: {n_steps} {what} steps (lr {opt.lr:g}, batch {setup.batch_size}"
+            f"{''.join(', ' + h for h in how)}) from one seeded start; {held}")
+
+
+def _summed_note(framework: str, copies: dict[str, int], optimizer: str) -> str:
+    names = sorted(copies)
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    twice = " (under plain SGD the sum moves twice as far as one bias at the same learning rate)" \
+        if optimizer == "sgd" else ""
+    return (f"{framework} trains {shown} as bias_ih + bias_hh: each summand receives the sum's whole gradient and "
+            f"is stepped on its own{twice}; the reference's run for {framework} steps each summand "
+            f"(reference/summed.py)")
+
+
 def _variant_of(framework: str) -> str:
     if framework not in OPTIMIZER_VARIANT:
         raise ValueError(f"no optimiser variant for framework {framework!r}; expected one of: "
@@ -346,20 +459,27 @@ def _variant_of(framework: str) -> str:
 
 def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[str, ...], dtype: str, seed: int,
                     progress: Callable[[str], None] = lambda s: None, variant: str = "",
-                    steps: int | None = None, optimizer: str = "sgd", hyper: dict | None = None,
+                    steps: int | None = None, optimizer: str | None = None, hyper: dict | None = None,
                     lr: float | None = None) -> Report:
     """Build, train, extract and verify every framework; ``variant`` builds a deliberately broken model.
 
     ``optimizer`` (reference/optimizers.py's names) with ``hyper`` trains every framework, each with its own
-    variant; ``lr`` defaults to the setup's for plain SGD and to ``LEARNING_RATES`` for the others."""
+    variant; ``lr`` defaults to the setup's for plain SGD and to ``LEARNING_RATES`` for the others. Without
+    ``optimizer``, the model's own (``setup.optimizer``, ``setup.hyper``, ``setup.lr``)."""
     from verify.engine import seen_by, versions  # here: the engine dispatches to this module
 
     family = importlib.import_module(spec.family)
     opt = optimizer_for(setup, optimizer, hyper, lr)
     variants = {fw: _variant_of(fw) for fw in frameworks}
+    carry = setup.carry_state
+    if carry and not hasattr(family, "gradients_and_states"):
+        raise ValueError(f"carry_state: model {name!r} ({spec.family}) has no states to carry across batches")
 
     gates = gates_of(spec)
     adapters = {fw: registry.get(fw, spec) for fw in frameworks}
+    copies = {fw: getattr(adapters[fw], "summed_tensors", lambda spec: {})(spec) for fw in frameworks}
+    for fw in frameworks:
+        summed.check(opt.name, variants[fw], copies[fw], **opt.hyper)
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
     n_steps = setup.steps if steps is None else steps
@@ -367,11 +487,10 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     timings: dict[str, float] = {}
     checks: list[Check] = []
     what = "plain SGD" if opt.name == "sgd" else opt.name
-    notes = [spec.description,
-             f"training: {n_steps} {what} steps (lr {opt.lr:g}, batch {setup.batch_size}, teacher forcing) "
-             f"from one seeded start; held-out set: {len(test)} examples, decoding {spec.decoding}",
+    notes = [spec.description, _training_note(spec, setup, batches, test, n_steps, what, opt),
              "optimiser: " + "; ".join(f"{fw} {optimizers.describe(opt.name, variants[fw], opt.lr, **opt.hyper)}"
                                        for fw in frameworks)]
+    notes += [_summed_note(fw, copies[fw], opt.name) for fw in frameworks if copies[fw]]
 
     t = time.perf_counter()
     progress(f"importing {', '.join(frameworks)}")
@@ -383,7 +502,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     exact = tolerance.for_parameters(dtype)
     for fw in frameworks:
         progress(f"{fw}: building the model ({dtype}) and reading it back")
-        models[fw] = adapters[fw].build(spec, params, dtype, variant) if variant else \
+        models[fw] = adapters[fw].build(spec, params, dtype, variant=variant) if variant else \
             adapters[fw].build(spec, params, dtype)
         back = adapters[fw].extract(models[fw])
         for pname, value in params.items():
@@ -397,14 +516,16 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     progress(f"reference: {n_steps} {what} steps in float64 per optimiser variant, and {tolerance.ENSEMBLE} retrains "
              f"in {dtype} from starts moved by one ulp (the end-of-training floor)")
     batches64 = [seen_by(b, dtype) for b in batches]
-    runs = _reference_runs(family, spec, params, batches64, opt, list(variants.values()), dtype, seed)
+    runs = _reference_runs(family, spec, params, batches64, opt, {fw: (variants[fw], copies[fw]) for fw in frameworks},
+                           dtype, seed, carry)
     notes.append(f"training checked step by step: before each step the reference starts from the framework's own "
                  f"weights; end-of-training floor: the widest of {tolerance.ENSEMBLE} reference retrains in {dtype} "
                  f"from starts moved by one ulp")
     if len({id(r) for r in runs.values()}) > 1:
-        notes.append(f"{opt.name}: the frameworks' variants compute different runs "
-                     f"({', '.join(f'{fw} {v}' for fw, v in variants.items())}); each framework is checked against "
-                     f"its own, and a pair may differ by the distance between the reference's runs of the two")
+        plans = ", ".join(f"{fw} {v}" + (" with summed biases" if copies[fw] else "") for fw, v in variants.items())
+        notes.append(f"{opt.name}: the frameworks' variants compute different runs ({plans}); each framework is "
+                     f"checked against its own, and a pair may differ by the distance between the reference's runs "
+                     f"of the two")
     timings["training: reference"] = time.perf_counter() - t
     fw_losses, snapshots = {}, {}
     for fw in frameworks:
@@ -414,7 +535,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
         fw_losses[fw] = np.asarray(adapters[fw].train(
             models[fw], spec, batches, opt.lr, dtype, progress,
             after_step=lambda i, fw=fw, snaps=snaps: snaps.append(adapters[fw].extract(models[fw])),
-            optimizer=opt.name, hyper=opt.hyper))
+            optimizer=opt.name, hyper=opt.hyper, **({"carry_state": True} if carry else {})))
         snapshots[fw] = snaps
         timings[f"training: {fw}"] = time.perf_counter() - t1
     timings["training"] = time.perf_counter() - t
@@ -422,9 +543,10 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     t = time.perf_counter()
     for fw in frameworks:
         progress(f"{fw}: checking each of its {n_steps} training steps from its own weights")
-        steps = _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, opt, variants[fw], dtype,
-                             gates)
+        steps, gap = _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, opt, variants[fw], dtype,
+                                  gates, carry, copies[fw])
         checks += steps
+        notes.append(gap_note(fw, gap))
         bad = [c for c in steps if not c.ok and c.first_bad_step is not None]
         if bad:
             first = min(c.first_bad_step for c in bad)
@@ -439,7 +561,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     against = f"reference {opt.label}"
     for fw in frameworks:
         progress(f"{fw}: extracting the trained weights, running the held-out set, recomputing in the reference")
-        run = runs[variants[fw]]
+        run = runs[fw]
         trained = adapters[fw].extract(models[fw])
         for pname, value in run.params.items():
             checks.append(compare_tensor(fw, against, "trained parameter", pname, trained[pname], value,
