@@ -42,7 +42,8 @@ class TrainSetup:
     ``optimizer`` (reference/optimizers.py's names) with ``hyper`` at ``lr`` is the model's own optimiser, used
     unless ``compare --optimizer`` names another. ``carry_state`` (layer stacks): batch s >= 1 starts from the
     final states the model reached on batch s - 1, with no gradient across batches (truncated backpropagation
-    through time, as seeds/001 and seeds/004 train); ``batches[0]``'s initial state is the first start."""
+    through time, as seeds/001 and seeds/004 train); ``batches[0]``'s initial state is the first start.
+    ``init(spec, rng)``: the model's own initial weights (a tutorial's initialiser), else ``init_params``."""
 
     steps: int
     batch_size: int
@@ -52,6 +53,7 @@ class TrainSetup:
     carry_state: bool = False
     optimizer: str = "sgd"
     hyper: dict = field(default_factory=dict)
+    init: Callable[..., dict] | None = None
 
 
 # each framework's optimisers follow its own rules where they differ (reference/optimizers.py)
@@ -460,12 +462,14 @@ def _variant_of(framework: str) -> str:
 def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[str, ...], dtype: str, seed: int,
                     progress: Callable[[str], None] = lambda s: None, variant: str = "",
                     steps: int | None = None, optimizer: str | None = None, hyper: dict | None = None,
-                    lr: float | None = None) -> Report:
+                    lr: float | None = None, trained_out: dict | None = None) -> Report:
     """Build, train, extract and verify every framework; ``variant`` builds a deliberately broken model.
 
     ``optimizer`` (reference/optimizers.py's names) with ``hyper`` trains every framework, each with its own
     variant; ``lr`` defaults to the setup's for plain SGD and to ``LEARNING_RATES`` for the others. Without
-    ``optimizer``, the model's own (``setup.optimizer``, ``setup.hyper``, ``setup.lr``)."""
+    ``optimizer``, the model's own (``setup.optimizer``, ``setup.hyper``, ``setup.lr``). ``trained_out``, when
+    given, receives every side's trained weights: each framework's, and the reference's float64 run under each
+    framework's rules (``reference, <framework>'s rules``)."""
     from verify.engine import seen_by, versions  # here: the engine dispatches to this module
 
     family = importlib.import_module(spec.family)
@@ -481,7 +485,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     for fw in frameworks:
         summed.check(opt.name, variants[fw], copies[fw], **opt.hyper)
     rng = np.random.default_rng(seed)
-    params = init_params(spec, rng)
+    params = setup.init(spec, rng) if setup.init is not None else init_params(spec, rng)
     n_steps = setup.steps if steps is None else steps
     batches, test = setup.make_data(spec, rng, n_steps, setup.batch_size, setup.held_out)
     timings: dict[str, float] = {}
@@ -574,6 +578,9 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
         checks += fw_checks
         notes += fw_notes
         sides.append(_Side(fw, trained, fw_losses[fw], results, ref, allow, run))
+        if trained_out is not None:
+            trained_out[f"reference, {fw}'s rules"] = run.params
+            trained_out[fw] = trained
 
     for i in range(len(sides)):
         for j in range(i + 1, len(sides)):

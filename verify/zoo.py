@@ -175,6 +175,31 @@ def _article_models() -> dict[str, ZooModel]:
 MODELS.update(_article_models())
 
 
+def _tutorial_models() -> dict[str, ZooModel]:
+    """The other tutorials' tasks (seeds/000, 001, 003, 004), trained briefly the tutorial's way before they are
+    verified; ``compare --reproduce`` trains them for the tutorial's number of steps (verify/reproduce.py)."""
+    from verify import tutorials as t
+    from verify.training import TrainSetup
+
+    def held_out(setup: TrainSetup) -> Callable:
+        return lambda spec, rng: setup.make_data(spec, rng, 1, setup.batch_size, setup.held_out)[1]
+
+    setups = {
+        "sum": (t.sum_spec(), TrainSetup(steps=20, batch_size=100, lr=0.01, held_out=100, make_data=t.sum_data,
+                                         init=t.sum_init)),
+        "echo": (t.echo_spec(), TrainSetup(steps=20, batch_size=5, lr=0.3, held_out=8, make_data=t.echo_data,
+                                           carry_state=True, optimizer="adagrad")),
+        "binary_addition": (t.addition_spec(), TrainSetup(steps=20, batch_size=1, lr=0.4, held_out=64,
+                                                          make_data=t.addition_data, init=t.addition_init)),
+        "lm": (t.lm_spec(), TrainSetup(steps=20, batch_size=8, lr=1.0, held_out=4, make_data=t.lm_data,
+                                       carry_state=True, hyper={"clip_norm": 5.0}, init=t.lm_init)),
+    }
+    return {name: ZooModel(spec, held_out(setup), train=setup) for name, (spec, setup) in setups.items()}
+
+
+MODELS.update(_tutorial_models())
+
+
 def get(name: str) -> ZooModel:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; expected one of: {', '.join(MODELS)}")
