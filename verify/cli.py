@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the trained models' optimiser, in each framework's own variant: "
                         f"{', '.join(_optimizer_names())} (default: the model's own, sgd for the article's; "
                         "README, Optimisers)")
+    c.add_argument("--reproduce", action="store_true",
+                   help="a tutorial's model (sum, echo, binary_addition, lm) trained for the tutorial's number of steps, "
+                        "verified step by step, with the tutorial's headline figure beside each side's (minutes)")
     c.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     c.add_argument("--html", metavar="PATH", help="also write the report as one HTML page to PATH: every check, and "
                                                   "plots of each failing tensor's error per time step and per gate")
@@ -224,7 +227,7 @@ def _cmd_compare_all(args: argparse.Namespace) -> int:
     from verify import engine, every_model
     if args.model:
         raise UsageError("give --model NAME or --all, not both")
-    given = [f"--{o}" for o in ("optimizer", "html", "junit", "markdown", "table") if getattr(args, o)]
+    given = [f"--{o}" for o in ("optimizer", "html", "junit", "markdown", "table", "reproduce") if getattr(args, o)]
     if given:
         raise UsageError(f"--all prints one line per model (and writes --json); {', '.join(given)} applies to one "
                          "--model")
@@ -283,8 +286,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              f"{args.model!r}; expected a comma-separated subset of: {', '.join(available)}")
     if args.dtype not in engine.DTYPES:
         raise UsageError(f"unknown dtype {args.dtype!r}; expected one of: {', '.join(engine.DTYPES)}")
+    if args.reproduce:
+        from verify.reproduce import REPRODUCTIONS
+        if args.model not in REPRODUCTIONS or args.optimizer is not None:
+            raise UsageError(f"--reproduce applies to the tutorials' models ({', '.join(REPRODUCTIONS)}), each with "
+                             f"its tutorial's optimiser; got --model {args.model}"
+                             + (f" --optimizer {args.optimizer}" if args.optimizer else ""))
     json_path, html_path = _open_report(args.json), _open_html(args.html)
     junit_path, markdown_path = _open_ci(args)
+    if args.reproduce:
+        from verify import reproduce, stage
+        with stage.phase("reproducing"):
+            report = reproduce.reproduce(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
+        return _finish(report, json_path, args.table, html_path, junit_path, markdown_path)
     report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet),
                                   optimizer=args.optimizer)
     return _finish(report, json_path, args.table, html_path, junit_path, markdown_path)

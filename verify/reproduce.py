@@ -97,15 +97,20 @@ def headline(name: str, figures: dict[str, float]) -> list[str]:
 
 
 def reproduce(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
-              progress: Callable[[str], None] = lambda s: None) -> Report:
-    """Train ``name`` for its tutorial's steps on every side, verify as ``compare`` does, and add the figures."""
+              progress: Callable[[str], None] = lambda s: None, steps: int | None = None) -> Report:
+    """Train ``name`` for its tutorial's steps (or ``steps``) on every side, verify as ``compare`` does, and add
+    the figures."""
     from verify import training, zoo
+    from verify.odd_one_out import odd_one_out
     if name not in REPRODUCTIONS:
         raise ValueError(f"--reproduce applies to the tutorials' models ({', '.join(REPRODUCTIONS)}); got {name!r}")
     r = REPRODUCTIONS[name]
     spec = r.spec()
     setup = r.setup(zoo.get(name).train)
     trained: dict[str, dict] = {}
-    report = training.compare_trained(name, spec, setup, frameworks, dtype, seed, progress, trained_out=trained)
+    report = training.compare_trained(name, spec, setup, frameworks, dtype, seed, progress, steps=steps,
+                                      trained_out=trained)
+    progress("measuring the tutorial's figure on every side's trained weights")
     figures = {side: r.measure(spec, params) for side, params in trained.items()}
-    return dataclasses.replace(report, notes=report.notes + tuple(headline(name, figures)))
+    notes = report.notes + tuple(headline(name, figures)) + tuple(odd_one_out(report.checks))
+    return dataclasses.replace(report, notes=notes)
