@@ -305,23 +305,28 @@ def take_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     entry = engine.entry_of(name, frameworks, seed)
     spec = entry.spec
     rng = np.random.default_rng(seed)
-    params = init_params(spec, rng)
+    setup = entry.train
+    params = setup.init(spec, rng) if setup is not None and setup.init is not None else init_params(spec, rng)
     env = environment(tuple(frameworks))
     records = []
     options: dict[str, dict] = {}
     notes = [spec.description]
-    if entry.train is not None:
-        setup = entry.train
+    if setup is not None:
+        from verify import training
+        opt = training.optimizer_for(setup)  # the model's own optimiser, as compare trains it without --optimizer
         batches, test = setup.make_data(spec, rng, setup.steps, setup.batch_size, setup.held_out)
-        notes.append(f"trained {setup.steps} plain SGD steps (lr {setup.lr:g}, batch {setup.batch_size}, teacher "
-                     f"forcing) by each framework from seed {seed}; recorded: each framework's trained weights and "
-                     f"its results on the held-out set ({len(test)} examples, decoding {spec.decoding})")
+        what = "plain SGD" if opt.name == "sgd" else opt.name
+        notes.append(training._training_note(spec, setup, batches, test, setup.steps, what, opt)
+                     + f", by each framework from seed {seed}; recorded: each framework's trained weights and its "
+                       f"results on the held-out set")
+        carry = {"carry_state": True} if setup.carry_state else {}
         for fw in frameworks:
             adapter = registry.get(fw, spec)
             with stage.phase("training", fw):
                 progress(f"{fw}: training {setup.steps} steps ({dtype})")
                 model = adapter.build(spec, params, dtype)
-                adapter.train(model, spec, batches, setup.lr, dtype, progress)
+                adapter.train(model, spec, batches, opt.lr, dtype, progress, optimizer=opt.name, hyper=opt.hyper,
+                              **carry)
                 trained = adapter.extract(model)
             with stage.phase("running the held-out set", fw):
                 progress(f"{fw}: rebuilding from the trained weights, running the held-out set, the reference")
