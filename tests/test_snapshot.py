@@ -123,6 +123,17 @@ def test_trained_model_records_trained_weights_and_held_out_results(tmp_path, ca
     assert rc == 0 and "verdict: unchanged" in out, out + err
 
 
+def test_trained_layer_stack_is_trained_as_compare_trains_it(tmp_path, capsys) -> None:
+    """A tutorial's layer stack (echo: Adagrad, state carried across batches) trains with its own optimiser, and
+    check reruns it unchanged."""
+    _take(capsys, tmp_path / "snap", "--model", "echo", "--frameworks", "torch")
+    doc = json.loads((tmp_path / "snap" / "snapshot.json").read_text())
+    assert doc["kind"] == "trained"
+    assert any("adagrad steps" in n and "state carried" in n for n in doc["notes"]), doc["notes"]
+    rc, out, err = _run(capsys, "check", str(tmp_path / "snap"), "--quiet")
+    assert rc == 0 and "verdict: unchanged" in out, out + err
+
+
 def test_users_files_are_rebuilt_from_their_weights(tmp_path, capsys) -> None:
     """A Keras file and its torch port: the snapshot holds the description and both files' canonical weights; check
     rebuilds both through the stack adapters."""
