@@ -21,3 +21,12 @@ def optimizer(keras: Any, name: str, lr: float, hyper: dict) -> Any:
         return keras.optimizers.RMSprop(rho=h["rho"], epsilon=h["eps"], centered=name == "rmsprop_centered", **common)
     cls = keras.optimizers.AdamW if name == "adamw" else keras.optimizers.Adam
     return cls(beta_1=h["beta_1"], beta_2=h["beta_2"], epsilon=h["eps"], **common)
+
+
+def global_norm(keras: Any, grads: list) -> Any:
+    """The global norm ``global_clipnorm`` clips by, computed as Keras 3.15 computes it
+    (keras/src/optimizers/base_optimizer.py ``global_norm``: each tensor's sum of squares, stacked, summed, the root)
+    on the same gradients: the same ops in the same order, so the same number (tests/test_stack_training.py
+    compares it with Keras's own)."""
+    ops = keras.ops
+    return ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(g)) for g in grads if g is not None])))

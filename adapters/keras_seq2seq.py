@@ -22,6 +22,7 @@ import numpy as np
 
 from adapters import keras_compat
 from adapters import seq2seq_tables as st
+from adapters.keras_optim import global_norm
 from adapters.keras_optim import optimizer as _optimizer
 from adapters.tf_import import import_tf
 from reference.seq2seq import check_params
@@ -280,26 +281,35 @@ def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[
 def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float, dtype: str,
           progress: Callable[[str], None] = lambda s: None,
           after_step: Callable[[int], None] = lambda i: None, optimizer: str = "sgd",
-          hyper: dict | None = None) -> list[float]:
+          hyper: dict | None = None, clip_norms: list[float] | None = None) -> list[float]:
     """``optimizer`` (keras.optimizers.SGD by default; reference/optimizers.py names the others and their Keras
     rules) on the teacher-forced loss, one step per batch; the losses. ``hyper``: its hyper-parameters by the
     reference's names (Keras's defaults otherwise; ``clip_norm`` is ``global_clipnorm``).
 
-    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
+    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there).
+    ``clip_norms``, when given, receives the global norm ``global_clipnorm`` clipped by at each step (with
+    ``clip_norm`` only; adapters/keras_optim.py ``global_norm``)."""
     tf, keras = import_tf()
     opt = _optimizer(keras, optimizer, lr, hyper or {})
     variables = list(_variables(model).values())
+    record = clip_norms is not None and (hyper or {}).get("clip_norm") is not None
 
     @tf.function(autograph=False)  # the loops run over Python ints: nothing for AutoGraph to convert
-    def step(x: Any, y: Any) -> Any:
+    def step(x: Any, y: Any) -> tuple[Any, Any]:
         with tf.GradientTape() as tape:
             _, loss, _ = _loss_acc(keras_compat.ops(), model(x, y, teacher=True)["logits"], y)
-        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+        grads = tape.gradient(loss, variables)
+        # the norm only when asked for: otherwise the traced step is the one it always was
+        norm = global_norm(keras, grads) if record else tf.constant(0.0)
+        opt.apply_gradients(zip(grads, variables))
+        return loss, norm
 
     losses = []
     for i, b in enumerate(batches):
-        losses.append(float(step(tf.constant(b.inputs, dtype), tf.constant(b.targets, dtype))))
+        loss, norm = step(tf.constant(b.inputs, dtype), tf.constant(b.targets, dtype))
+        losses.append(float(loss))
+        if record:
+            clip_norms.append(float(norm))
         after_step(i)
         if (i + 1) % max(1, len(batches) // 4) == 0 or i + 1 == len(batches):
             progress(f"tensorflow: step {i + 1}/{len(batches)}, training loss {losses[-1]:.4f}")

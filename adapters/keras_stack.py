@@ -526,7 +526,8 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
 
 def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: str,
           progress: Callable[[str], None] = lambda s: None, after_step: Callable[[int], None] = lambda i: None,
-          optimizer: str = "sgd", hyper: dict | None = None, carry_state: bool = False) -> list[float]:
+          optimizer: str = "sgd", hyper: dict | None = None, carry_state: bool = False,
+          clip_norms: list[float] | None = None) -> list[float]:
     """``optimizer`` (keras.optimizers, built as adapters/keras_optim.py does; reference/optimizers.py names them
     and their Keras rules) on the model's loss under a GradientTape, one step per batch, with the batch's dropout
     masks; the losses. ``hyper``: hyper-parameters by the reference's names (``clip_norm`` is
@@ -537,9 +538,12 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
     An Embedding's gradient (tf.IndexedSlices) is made dense before the optimiser: given the slices, Keras's
     Adagrad, RMSprop and Adam do not compute their dense update (measured in README, "Training layer stacks"),
     which torch (nn.Embedding(sparse=False)) and the reference compute.
-    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
+    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there).
+    ``clip_norms``, when given, receives the global norm ``global_clipnorm`` clipped by at each step (with
+    ``clip_norm`` only; adapters/keras_optim.py ``global_norm``)."""
     tf, keras = import_tf()
     opt = keras_optim.optimizer(keras, optimizer, lr, hyper or {})
+    record = clip_norms is not None and (hyper or {}).get("clip_norm") is not None
     pairs = _match(model, spec)
     own_rng = _VARIANT.get(model) == "own_dropout_rng"
     variables = list(model.trainable_variables)
@@ -548,14 +552,16 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
     carried: dict[str, Any] | None = None
 
     @tf.function(autograph=False, reduce_retracing=True)  # Python loops over layers and steps: nothing to convert
-    def step(x: Any, states0: dict, lengths: Any, dropout: dict, targets: Any) -> tuple[Any, dict]:
+    def step(x: Any, states0: dict, lengths: Any, dropout: dict, targets: Any) -> tuple[Any, dict, Any]:
         with tf.GradientTape() as tape:
             y, _, finals = _call_layers(spec, pairs, x, states0, lengths, dropout, own_rng)
             loss, _ = _loss_and_accuracy(spec, y, targets)
-        grads = tape.gradient(loss, variables)
-        opt.apply_gradients(zip([tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads],
-                                variables))
-        return loss, finals
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in tape.gradient(loss, variables)]
+        # the norm only when asked for: otherwise the traced step is the one it always was
+        norm = keras_optim.global_norm(keras, grads) if record else tf.constant(0.0)
+        opt.apply_gradients(zip(grads, variables))
+        return loss, finals, norm
 
     for i, b in enumerate(batches):
         reason = supports(spec, b.lengths is not None)
@@ -567,7 +573,9 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
         lengths = stack.lengths_mask(b)
         lengths = None if lengths is None else tf.constant(lengths)
         dropout = {n: tf.constant(m, dtype=dtype) for n, m in (b.dropout_masks or {}).items()}
-        loss, finals = step(x, states0, lengths, dropout, _targets(spec, b, dtype))
+        loss, finals, norm = step(x, states0, lengths, dropout, _targets(spec, b, dtype))
+        if record:
+            clip_norms.append(float(norm))
         if carry_state:
             carried = {n: tf.stop_gradient(v) for n, v in finals.items()}
         losses.append(float(loss))

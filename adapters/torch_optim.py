@@ -18,10 +18,11 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
-def optimizer(params: list, name: str, lr: float, hyper: dict) -> tuple[Any, Callable[[], None]]:
+def optimizer(params: list, name: str, lr: float, hyper: dict) -> tuple[Any, Callable[[], float | None]]:
     """torch.optim's optimiser for the reference's ``name`` with every hyper-parameter the reference resolves (the
     reference's defaults are torch's own), and the gradient clipping to run before each step:
-    torch.nn.utils.clip_grad_norm_ then clip_grad_value_, the order reference/optimizers.py models."""
+    torch.nn.utils.clip_grad_norm_ then clip_grad_value_, the order reference/optimizers.py models. The clipping
+    returns the global norm clip_grad_norm_ computed (and clipped by), None without ``clip_norm``."""
     import torch
 
     from reference import optimizers
@@ -41,9 +42,12 @@ def optimizer(params: list, name: str, lr: float, hyper: dict) -> tuple[Any, Cal
         cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
         opt = cls(params, lr=lr, betas=(h["beta_1"], h["beta_2"]), eps=h["eps"], weight_decay=wd)
 
-    def clip() -> None:
+    def clip() -> float | None:
+        # the norm is clip_grad_norm_'s own return value: the verifier checks the very number torch clipped by
+        norm = None
         if h["clip_norm"] is not None:
-            torch.nn.utils.clip_grad_norm_(params, h["clip_norm"])
+            norm = float(torch.nn.utils.clip_grad_norm_(params, h["clip_norm"]))
         if h["clip_value"] is not None:
             torch.nn.utils.clip_grad_value_(params, h["clip_value"])
+        return norm
     return opt, clip

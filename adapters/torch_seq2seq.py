@@ -256,32 +256,36 @@ def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[
 def train(model: Any, spec: Seq2SeqSpec, batches: list[Seq2SeqBatch], lr: float, dtype: str,
           progress: Callable[[str], None] = lambda s: None,
           after_step: Callable[[int], None] = lambda i: None, optimizer: str = "sgd",
-          hyper: dict | None = None) -> list[float]:
+          hyper: dict | None = None, clip_norms: list[float] | None = None) -> list[float]:
     """``optimizer`` (torch.optim.SGD by default; reference/optimizers.py names the others and their torch rules)
     on the teacher-forced loss, one step per batch; the losses. ``hyper``: its hyper-parameters by the reference's
     names (torch's defaults otherwise); ``clip_norm`` and ``clip_value`` clip the gradients before each step with
     torch.nn.utils.clip_grad_norm_ and clip_grad_value_, in that order.
 
-    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
+    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there).
+    ``clip_norms``, when given, receives the global norm clip_grad_norm_ returned at each step (with ``clip_norm``
+    only)."""
     dt = _dtype(dtype)
     params = [p for p, _ in _parameters(model).values()]
     opt, clip = _optimizer(params, optimizer, lr, hyper or {})
     losses = []
     with _one_thread():
-        _train_loop(model, batches, opt, dt, losses, progress, after_step, clip)
+        _train_loop(model, batches, opt, dt, losses, progress, after_step, clip, clip_norms)
     return losses
 
 
 def _train_loop(model: Any, batches: list[Seq2SeqBatch], opt: Any, dt: Any, losses: list,
                 progress: Callable[[str], None], after_step: Callable[[int], None],
-                clip: Callable[[], None]) -> None:
+                clip: Callable[[], float | None], clip_norms: list[float] | None = None) -> None:
     torch = _torch()
     for i, b in enumerate(batches):
         y = torch.tensor(b.targets, dtype=dt)
         opt.zero_grad(set_to_none=True)
         _, loss, _ = _loss_acc(model(torch.tensor(b.inputs, dtype=dt), y, teacher=True)["logits"], y)
         loss.backward()
-        clip()
+        norm = clip()
+        if clip_norms is not None and norm is not None:
+            clip_norms.append(norm)
         opt.step()
         losses.append(float(loss.detach()))
         after_step(i)

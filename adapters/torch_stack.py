@@ -485,14 +485,17 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
 
 def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: str,
           progress: Callable[[str], None] = lambda s: None, after_step: Callable[[int], None] = lambda i: None,
-          optimizer: str = "sgd", hyper: dict | None = None, carry_state: bool = False) -> list[float]:
+          optimizer: str = "sgd", hyper: dict | None = None, carry_state: bool = False,
+          clip_norms: list[float] | None = None) -> list[float]:
     """``optimizer`` (torch.optim, built as adapters/torch_optim.py does; reference/optimizers.py names them and
     their torch rules) on the model's loss, one step per batch, with the batch's dropout masks; the losses.
     ``hyper``: hyper-parameters by the reference's names, ``clip_norm``/``clip_value`` clipping before each step.
 
     ``carry_state``: batch s >= 1 starts from the final states the model reached on batch s - 1, detached
     (truncated backpropagation through time); ``batches[0]``'s initial state is the first start.
-    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there)."""
+    ``after_step(i)`` is called once step ``i`` has updated the model (the verifier reads the weights there).
+    ``clip_norms``, when given, receives the global norm torch.nn.utils.clip_grad_norm_ returned at each step
+    (with ``clip_norm`` only)."""
     import torch
     dt = _dtype(dtype)
     params = list(model.parameters())
@@ -517,7 +520,9 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
                 y, _, finals = model(x, states, mask, _dropout_masks(b, dt))
                 loss, _ = _loss_and_accuracy(spec, y, _targets(spec, b, dt))
                 loss.backward()
-                clip()
+                norm = clip()
+                if clip_norms is not None and norm is not None:
+                    clip_norms.append(norm)
                 opt.step()
                 if carry_state:
                     carried = {n: v.detach() for n, v in finals.items()}

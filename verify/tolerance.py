@@ -48,6 +48,29 @@ order of operations, so it may differ by rounding, and by nothing else.
   ``ENSEMBLE`` reference retrains runs in the framework's dtype from starts moved by one ulp each
   (random sign, seeded); the floor is the largest distance of any member from the float64
   trajectory. Allowed: the tensor rule of their dtype, with atol at least 8 x that floor.
+* Clipping by the global norm (``clip_norm``): a framework reports the global norm it clipped by at each step
+  (torch: clip_grad_norm_'s return value; Keras: its ``global_norm`` on the same gradients), checked against the
+  float64 norm of the reference's gradients at the framework's weights before that step (one check over the
+  steps). A norm of n squares summed in the dtype, in any order, is off by at most rel = gamma_m / (1 + sqrt(1 -
+  gamma_m)) + u relative (u = eps / 2, gamma_m = m u / (1 - m u); Higham, Accuracy and Stability, 2nd ed., section
+  4.2: each non-negative term passes through at most m roundings, the root halves the relative error, the last
+  root rounds once more), m = n_max + k + 3 for k tensors of at most n_max elements (torch's norm of per-tensor
+  norms: a root and a square per tensor, then k - 1 additions; Keras's sum of per-tensor sums fits the same m).
+  The framework's gradients may be off by the gradient rule (|dg| <= a = atol + rtol |g| elementwise), which moves
+  their norm by at most dev = max(||(|g| + a)|| - ||g||, ||g|| - ||max(|g| - a, 0)||) (the box's extremes: exact
+  for the rule, first-order in a where g is sparse): allowed |norm_fw - norm| <= (1 + rel) dev + rel norm, dev the
+  largest over the steps. For lm (n_max 125376, torch k 11) rel is 3.8e-3 and dev 9e-4; torch 2.13's
+  clip_grad_norm_ was measured up to 6.7e-5 relative off (used 0.017), Keras's 8.9e-7. A norm that leaves out a
+  tensor holding a share q of the squared norm is about q / 2 off: named at its step where q / 2 exceeds that.
+* Clipping, end to end: a coefficient clip / norm relatively e off at one step moves that whole step by e, and a
+  chaotic trajectory amplifies it (lm, 20 steps of SGD at lr 1: torch's norm errors of up to 6.7e-5 put its
+  trained head/kernel 5.2 x its allowance off, 42 x the floor of ulp-moved starts alone, whose float32 NumPy
+  norms are ~1e-7 off). So each ensemble retrain for a framework that reported its norms clips at step s as if
+  its norm were r e_s off, relatively (at clip_norm / (1 + r e_s): the coefficient scaled as that norm error
+  scales it, and the decision whether to clip moved with it): e_s the framework's measured relative norm error at
+  step s (within the clip-norm allowance: a larger error is that check's failure, not floor), r a random sign per
+  member and step (seeded). The floor so holds the perturbations the framework actually made, in either
+  direction (lm: torch's head/kernel floor 8.2e-5 -> 3.5e-3, its trained weights within 0.12 of their allowance).
 * Trained weights of two frameworks whose optimiser variants differ (torch's and Keras's Adam place
   epsilon differently): the sum of both sides' allowances plus the measured distance between the
   reference's two runs, one per variant (``trained_pair``); where both variants compute the same
@@ -69,6 +92,7 @@ order of operations, so it may differ by rounding, and by nothing else.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -93,12 +117,16 @@ RULES = {
     "pair": "framework vs framework: the sum of both frameworks' allowances against the reference",
     "trained": f"trained parameters and training losses vs the reference's SGD: the tensor rule of their dtype, "
                f"atol at least 8 x the measured training floor (the widest of {ENSEMBLE} reference retrains in the "
-               f"framework's dtype from starts moved by one ulp)",
+               f"framework's dtype from starts moved by one ulp; with clip_norm, each retrain's norm moved by the "
+               f"framework's measured clip-norm error at each step, random sign)",
     "training step": "each optimiser step from the framework's own weights before it (and the reference's "
                      "optimiser state carried along them): atol the gradient rule of the dtype at that step "
                      "propagated through the update and the state to first order (for plain SGD: the learning rate "
                      "x the gradient atol) plus 8 ulp of the update, largest over the steps; rtol 2 ulp of the "
                      "weight (storing it); per-step losses: the tensor rule with that step's measured floor",
+    "clip norm": "the global norm a framework clipped by at each step against the float64 norm of the reference's "
+                 "gradients at its weights: the rounding bound of a sum of squares in its dtype in any order (n_max "
+                 "+ k + 3 roundings, halved by the root) plus the gradient rule's 2-norm",
     "trained pair": "trained framework vs trained framework: both sides' allowances (absolute, at the tensor's "
                     "scale) plus the measured distance of the reference's results on the two sets of trained "
                     "weights",
@@ -252,6 +280,41 @@ def optimizer_step_error(name: str, variant: str, hyper: dict, lr: float, params
              for n in g}
     new_dev = {slot: {n: dev_s[slot][n] + STATE_ULPS * eps * np.abs(center_s[slot][n]) for n in g} for slot in slots}
     return bound, new_dev
+
+
+def norm_summation_error(sizes: list[int], dtype: str) -> float:
+    """How far, relatively, a global norm over tensors of ``sizes`` elements computed in ``dtype`` may lie from the
+    exact norm of the same values, in any summation order (the module docstring derives it)."""
+    u = EPS[dtype] / 2
+    m = max(sizes, default=0) + len(sizes) + 3
+    gamma = m * u / (1 - m * u)
+    return gamma / (1 + math.sqrt(1 - gamma)) + u
+
+
+def norm_deviation(grads: dict[str, np.ndarray], grad_atol: dict[str, float], grad_rtol: float
+                   ) -> tuple[float, float]:
+    """The global norm of ``grads`` (float64), and how far the norm of any gradients within the gradient rule
+    (``|g_fw - g| <= atol + rtol |g|`` elementwise) may lie from it: the box's largest norm is that of
+    ``|g| + a``, its smallest that of ``max(|g| - a, 0)``, so the bound is exact for the rule."""
+    norm = float(np.sqrt(sum(float(np.sum(np.square(g))) for g in grads.values())))
+    hi = lo = 0.0
+    for n, g in grads.items():
+        a = grad_atol[n] + grad_rtol * np.abs(g)
+        hi += float(np.sum(np.square(np.abs(g) + a)))
+        lo += float(np.sum(np.square(np.maximum(np.abs(g) - a, 0.0))))
+    return norm, max(math.sqrt(hi) - norm, norm - math.sqrt(lo))
+
+
+def for_clip_norm(sizes: list[int], deviations: list[float], dtype: str) -> Allowance:
+    """The global norms a framework clipped by at each step against the float64 norm of the reference's gradients
+    at its weights: the summation bound ``rel`` over tensors of ``sizes`` elements, on top of how far the
+    framework's gradients may move the norm under the gradient rule (``deviations``: ``norm_deviation``'s at each
+    step): |norm_fw - norm| <= (1 + rel) deviation + rel norm."""
+    rel = norm_summation_error(sizes, dtype)
+    atol = (1 + rel) * max(deviations, default=0.0)
+    return Allowance(atol, rel, f"{dtype}: the sum of {max(sizes, default=0)} squares and {len(sizes)} tensors in "
+                                f"any order ({rel:.2g} relative), plus the gradient rule's largest effect on the norm "
+                                f"over the steps {atol:.3g}", RULES["clip norm"])
 
 
 def summand_rounding(magnitude: np.ndarray, copies: int, dtype: str) -> float:

@@ -9,7 +9,10 @@ Training is checked where it is decided, one step at a time: the reference takes
 framework's own weights before it, with its optimiser state carried along those weights, so rounding
 has nothing to amplify. The end-of-training weights are also checked against the reference's own
 float64 run of the same optimiser and variant, with a floor measured on an ensemble of reference
-retrains from starts moved by one ulp. Then the reference recomputes outputs, states,
+retrains from starts moved by one ulp. Where gradients are clipped by their global norm, each framework reports
+the norm it clipped by at every step: it is checked against the float64 norm of the reference's gradients at the
+framework's weights, and its measured error is injected into that framework's ensemble (random sign per step), so
+that the floor holds the perturbations the framework made. Then the reference recomputes outputs, states,
 accuracy, loss and gradients on a held-out set from each framework's trained weights. The report
 has, per framework: the weights read back after building, every training step, the trained weights
 and training losses against the reference's run, and the held-out results against the reference;
@@ -113,18 +116,49 @@ def _train_kwargs(carry: bool, copies: dict[str, int]) -> dict[str, Any]:
     return {**({"carry_state": True} if carry else {}), **({"copies": copies} if copies else {})}
 
 
+def _clip_signs(seed: int, member: int, steps: int) -> np.ndarray:
+    """The random sign of each step's injected clip-norm error for one ensemble member (seeded, apart from the
+    member's start, which ``_ulp_moved`` draws)."""
+    return np.random.default_rng([seed, member, 2**32 - 2]).choice([-1.0, 1.0], size=steps)
+
+
+def _retrain(family: Any, spec: Any, start: dict, batches: list, opt: Optimizer, variant: str, kw: dict[str, Any],
+             norm_errors: list[float] | None = None, signs: np.ndarray | None = None
+             ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The reference's run of ``opt`` from ``start`` in its dtype (``family.optimizer_train``). With ``norm_errors``,
+    step s clips as if its global norm were ``signs[s] * norm_errors[s]`` off, relatively: at ``clip_norm / (1 +
+    signs[s] * norm_errors[s])``, which scales the coefficient clip / norm as that norm error would and moves the
+    decision whether to clip with it (tolerance.py: "Clipping, end to end")."""
+    if norm_errors is None:
+        return family.optimizer_train(spec, start, batches, opt.lr, opt.name, variant, opt.hyper, **kw)
+    carry, copies = kw.get("carry_state", False), kw.get("copies", {})
+    clip_norm = optimizers.resolve(opt.name, variant, **opt.hyper)["clip_norm"]
+    p = dict(start)
+    state = summed.init(opt.name, p, variant, copies, **opt.hyper)
+    losses, carried = [], None
+    for s, batch in enumerate(batches):
+        loss, grads, finals = _step_gradients(family, spec, p, batch, carried, carry)
+        carried = finals if carry else None
+        hyper = {**opt.hyper, "clip_norm": clip_norm / (1.0 + float(signs[s]) * norm_errors[s])}
+        p, state = summed.step(opt.name, p, grads, state, opt.lr, variant, copies, **hyper)
+        losses.append(loss)
+    return p, np.asarray(losses)
+
+
 def _ensemble_floor(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer, variant: str, dtype: str,
-                    seed: int, ref_params: dict, ref_losses: np.ndarray, kw: dict[str, Any]
-                    ) -> tuple[dict[str, float], float]:
+                    seed: int, ref_params: dict, ref_losses: np.ndarray, kw: dict[str, Any],
+                    norm_errors: list[float] | None = None) -> tuple[dict[str, float], float]:
     """The end-of-training floor: how far ``tolerance.ENSEMBLE`` reference retrains in ``dtype``, each from a
     start moved by one ulp, land from the float64 trajectory (the widest member, per tensor). ``kw``: carried state
-    and summed tensors, as the float64 run had them."""
+    and summed tensors, as the float64 run had them. ``norm_errors``: the framework's relative clip-norm error at
+    each step (``_step_checks``), injected into every member with a random sign per step (``_retrain``)."""
     low = [b.astype(np.dtype(dtype)) for b in batches64]
     floors = dict.fromkeys(ref_params, 0.0)
     loss_floor = 0.0
     for member in range(tolerance.ENSEMBLE):
-        trained, losses = family.optimizer_train(spec, _ulp_moved(_cast(params, dtype), seed, member), low, opt.lr,
-                                                 opt.name, variant, opt.hyper, **kw)
+        signs = None if norm_errors is None else _clip_signs(seed, member, len(low))
+        trained, losses = _retrain(family, spec, _ulp_moved(_cast(params, dtype), seed, member), low, opt, variant,
+                                   kw, norm_errors, signs)
         for n, v in ref_params.items():
             floors[n] = max(floors[n], _floor(trained[n], v))
         loss_floor = max(loss_floor, _floor(losses, ref_losses))
@@ -145,7 +179,8 @@ def _step_gradients(family: Any, spec: Any, params: dict, batch: Any, carried: d
 
 def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], losses: np.ndarray,
                  batches64: list, opt: Optimizer, variant: str, dtype: str, gates: Callable, carry: bool = False,
-                 copies: dict[str, int] | None = None) -> tuple[list[Check], list[float]]:
+                 copies: dict[str, int] | None = None, clip_norms: list[float] | None = None
+                 ) -> tuple[list[Check], list[float], list[float] | None]:
     """Every optimiser step of one framework, checked where it is decided: the reference takes the step from the
     framework's own weights before it (``snapshots[s]``), with its own optimiser state updated at every step by its
     gradient at those weights (so it follows the framework's state up to rounding), and is compared with the
@@ -155,7 +190,10 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
     ``carry``: batch s >= 1 starts from the final states the reference reaches on batch s - 1 from the framework's
     weights before step s - 1: a chain of forward passes, each from the framework's own weights (so nothing of the
     framework's training is amplified), whose float32 floor is measured along the same chain run in float32.
-    ``copies``: tensors the framework trains as a sum of several (reference/summed.py)."""
+    ``copies``: tensors the framework trains as a sum of several (reference/summed.py).
+    ``clip_norms``: the global norm the framework clipped by at each step, checked against the float64 norm of the
+    reference's gradients there (one check, "clip norm"); its relative error at each step, within that check's
+    allowance, is returned for the end-of-training floor (None without norms)."""
     names = list(snapshots[0])
     copies = copies or {}
     got: dict[str, list] = {n: [] for n in names}
@@ -171,6 +209,9 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
     # decay shrinks it)
     start = {n: np.abs(snapshots[0][n]) for n in copies}
     carried = carried_low = None
+    # the float64 global norm at each step, and how far the gradient rule lets a framework's gradients move it
+    norms64, norm_devs = [], []
+    grad_rtol = tolerance.for_tensor(np.zeros(1), dtype).rtol
     for s, batch in enumerate(batches64):
         before = snapshots[s]
         loss, grads, carried_next = _step_gradients(family, spec, before, batch, carried, carry)
@@ -182,6 +223,11 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
         scale = max(float(np.max(np.abs(g))) for g in grads.values())
         grad_atol = {n: tolerance.for_tensor(grads[n], dtype, _floor(low_grads[n], grads[n]), scale).atol
                      for n in names}
+        if clip_norms is not None:
+            norm, dev = tolerance.norm_deviation(summed.expand_grads(grads, copies),  # torch counts each summand
+                                                 summed.expand_grads(grad_atol, copies), grad_rtol)
+            norms64.append(norm)
+            norm_devs.append(dev)
         bound, state_dev = tolerance.optimizer_step_error(
             opt.name, variant, opt.hyper, opt.lr, summed.expand(before, copies), summed.expand_grads(grads, copies),
             state, summed.expand_grads(grad_atol, copies), state_dev, dtype)
@@ -204,7 +250,20 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
     checks.append(compare_tensor(framework, against, "training step", "loss", losses, ref_l,
                                  tolerance.for_step_losses(ref_l, dtype, np.asarray(loss_floors)), dtype, 0))
     gap = [max(_share(got[n][s], want[n][s], allowed[n]) for n in names) for s in range(len(batches64))]
-    return checks, gap
+    norm_errors = None
+    if clip_norms is not None:
+        sizes = [g.size for g in summed.expand_grads(snapshots[0], copies).values()]
+        allow = tolerance.for_clip_norm(sizes, norm_devs, dtype)
+        got_n, want_n = np.asarray(clip_norms, np.float64), np.asarray(norms64)
+        checks.append(compare_tensor(framework, against, "clip norm", "global norm", got_n, want_n, allow, dtype, 0))
+        if got_n.shape == want_n.shape:  # else the check above fails on the shape, and no error is measured
+            # the framework's relative norm error, as far as the policy admits it (a larger one fails the check
+            # above); zero where the gradients are all zero (nothing to clip)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = np.where(want_n > 0, (got_n - want_n) / want_n, 0.0)
+                limit = np.where(want_n > 0, (allow.atol + allow.rtol * want_n) / want_n, 0.0)
+            norm_errors = [float(e) for e in np.clip(np.nan_to_num(rel), -limit, limit)]
+    return checks, gap, norm_errors
 
 
 def _share(x: np.ndarray, ref: np.ndarray, allowance: Allowance) -> float:
@@ -392,23 +451,28 @@ class _Side:
 
 
 def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer,
-                    plans: dict[str, tuple[str, dict[str, int]]], dtype: str, seed: int, carry: bool
-                    ) -> dict[str, _ReferenceRun]:
+                    plans: dict[str, tuple[str, dict[str, int]]], dtype: str, seed: int, carry: bool,
+                    norm_errors: dict[str, list[float] | None] | None = None) -> dict[str, _ReferenceRun]:
     """Per framework, by its plan (optimiser variant, summed tensors): the reference's float64 run and its ensemble
-    floor. Plans whose float64 runs agree bit for bit (plain SGD at a float32-exact learning rate, no summed tensors)
-    share one run, and its ensemble is not repeated."""
+    floor, with the framework's measured clip-norm errors (``norm_errors``, None where it reported no norms)
+    injected into the ensemble. Plans whose float64 runs agree bit for bit (plain SGD at a float32-exact learning
+    rate, no summed tensors) share one run (the same ``params``), and its ensemble is not repeated unless their
+    injected norm errors differ."""
+    errors = norm_errors or {}
     runs: dict[str, _ReferenceRun] = {}
     for fw, (variant, copies) in plans.items():
         kw = _train_kwargs(carry, copies)
         ref_params, ref_losses = family.optimizer_train(spec, params, batches64, opt.lr, opt.name, variant, opt.hyper,
                                                         **kw)
-        same = next((r for r in runs.values() if np.array_equal(r.losses, ref_losses)
+        same = next((f for f, r in runs.items() if np.array_equal(r.losses, ref_losses)
                      and all(np.array_equal(r.params[n], v) for n, v in ref_params.items())), None)
         if same is not None:
-            runs[fw] = same
-            continue
+            if errors.get(same) == errors.get(fw):
+                runs[fw] = runs[same]
+                continue
+            ref_params, ref_losses = runs[same].params, runs[same].losses
         floors, loss_floor = _ensemble_floor(family, spec, params, batches64, opt, variant, dtype, seed, ref_params,
-                                             ref_losses, kw)
+                                             ref_losses, kw, errors.get(fw))
         allow_trained = {n: tolerance.for_trained(v, dtype, floors[n]) for n, v in ref_params.items()}
         allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, loss_floor)
         runs[fw] = _ReferenceRun(ref_params, ref_losses, allow_trained)
@@ -418,7 +482,7 @@ def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: 
 def _trained_pair_allowance(a: _Side, b: _Side, name: str) -> Allowance:
     """Two frameworks' trained weights (or training losses, ``name`` "training"): both sides' allowances, plus the
     distance between the reference's runs of their two optimiser variants where those differ."""
-    if a.reference is b.reference:
+    if a.reference.params is b.reference.params:  # one float64 run (each side's floor its own)
         return tolerance.combined(a.reference.allow_trained[name], b.reference.allow_trained[name])
     ra, rb = (r.losses if name == "training" else r.params[name] for r in (a.reference, b.reference))
     return tolerance.trained_pair(a.reference.allow_trained[name], b.reference.allow_trained[name],
@@ -450,6 +514,15 @@ def _summed_note(framework: str, copies: dict[str, int], optimizer: str) -> str:
     return (f"{framework} trains {shown} as bias_ih + bias_hh: each summand receives the sum's whole gradient and "
             f"is stepped on its own{twice}; the reference's run for {framework} steps each summand "
             f"(reference/summed.py)")
+
+
+def _clip_note(framework: str, errors: list[float], hyper: dict) -> str:
+    """What the framework's clip norms did to its end-of-training floor."""
+    worst = int(np.argmax(np.abs(errors)))
+    return (f"{framework}: clip_norm {hyper['clip_norm']:g}: the global norm it clipped by is checked at every step "
+            f"(clip norm); its end-of-training floor includes its measured clip-norm error: each of the "
+            f"{tolerance.ENSEMBLE} retrains clips at step s as if its norm were off by {framework}'s relative error "
+            f"at step s, random sign (largest {abs(errors[worst]):.2g} at step {worst})")
 
 
 def _variant_of(framework: str) -> str:
@@ -517,38 +590,34 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     timings["building"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    progress(f"reference: {n_steps} {what} steps in float64 per optimiser variant, and {tolerance.ENSEMBLE} retrains "
-             f"in {dtype} from starts moved by one ulp (the end-of-training floor)")
     batches64 = [seen_by(b, dtype) for b in batches]
-    runs = _reference_runs(family, spec, params, batches64, opt, {fw: (variants[fw], copies[fw]) for fw in frameworks},
-                           dtype, seed, carry)
     notes.append(f"training checked step by step: before each step the reference starts from the framework's own "
                  f"weights; end-of-training floor: the widest of {tolerance.ENSEMBLE} reference retrains in {dtype} "
                  f"from starts moved by one ulp")
-    if len({id(r) for r in runs.values()}) > 1:
-        plans = ", ".join(f"{fw} {v}" + (" with summed biases" if copies[fw] else "") for fw, v in variants.items())
-        notes.append(f"{opt.name}: the frameworks' variants compute different runs ({plans}); each framework is "
-                     f"checked against its own, and a pair may differ by the distance between the reference's runs "
-                     f"of the two")
-    timings["training: reference"] = time.perf_counter() - t
-    fw_losses, snapshots = {}, {}
+    runs_notes_at = len(notes)  # the reference's runs come after the frameworks' (their clip norms go into the floor)
+    clipping = optimizers.resolve(opt.name, "torch", **opt.hyper)["clip_norm"] is not None
+    fw_losses, snapshots, clip_norms = {}, {}, {}
     for fw in frameworks:
         t1 = time.perf_counter()
         progress(f"{fw}: training {n_steps} steps")
         snaps = [adapters[fw].extract(models[fw])]
+        norms: list[float] = []
         fw_losses[fw] = np.asarray(adapters[fw].train(
             models[fw], spec, batches, opt.lr, dtype, progress,
             after_step=lambda i, fw=fw, snaps=snaps: snaps.append(adapters[fw].extract(models[fw])),
-            optimizer=opt.name, hyper=opt.hyper, **({"carry_state": True} if carry else {})))
+            optimizer=opt.name, hyper=opt.hyper, **({"carry_state": True} if carry else {}),
+            **({"clip_norms": norms} if clipping else {})))
         snapshots[fw] = snaps
+        clip_norms[fw] = norms if norms else None  # an adapter that reports no norms is checked as before
         timings[f"training: {fw}"] = time.perf_counter() - t1
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    norm_errors: dict[str, list[float] | None] = {}
     for fw in frameworks:
         progress(f"{fw}: checking each of its {n_steps} training steps from its own weights")
-        steps, gap = _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, opt, variants[fw], dtype,
-                                  gates, carry, copies[fw])
+        steps, gap, norm_errors[fw] = _step_checks(fw, family, spec, snapshots[fw], fw_losses[fw], batches64, opt,
+                                                   variants[fw], dtype, gates, carry, copies[fw], clip_norms[fw])
         checks += steps
         notes.append(gap_note(fw, gap))
         bad = [c for c in steps if not c.ok and c.first_bad_step is not None]
@@ -559,6 +628,21 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
             notes.append(f"{fw}: training leaves the policy at step {first} of {n_steps} ({names}), "
                          f"from its own weights before that step")
     timings["checking steps"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress(f"reference: {n_steps} {what} steps in float64 per optimiser variant, and {tolerance.ENSEMBLE} retrains "
+             f"in {dtype} from starts moved by one ulp (the end-of-training floor)")
+    runs = _reference_runs(family, spec, params, batches64, opt, {fw: (variants[fw], copies[fw]) for fw in frameworks},
+                           dtype, seed, carry, norm_errors)
+    runs_notes = [_clip_note(fw, errors, opt.hyper) for fw, errors in norm_errors.items() if errors is not None]
+    if len({id(r.params) for r in runs.values()}) > 1:
+        plans = ", ".join(f"{fw} {v}" + (" with summed biases" if copies[fw] else "") for fw, v in variants.items())
+        runs_notes.insert(0, f"{opt.name}: the frameworks' variants compute different runs ({plans}); each framework "
+                             f"is checked against its own, and a pair may differ by the distance between the "
+                             f"reference's runs of the two")
+    notes[runs_notes_at:runs_notes_at] = runs_notes
+    timings["training: reference"] = time.perf_counter() - t
+    timings["training"] += timings["training: reference"]
 
     t = time.perf_counter()
     sides = []
