@@ -22,6 +22,7 @@ from reference.layers import Dense, Dropout, Embedding, Recurrent
 from reference.layout import GATES
 from reference.params import init_params
 from reference.spec import Batch
+from reference import stack
 from reference.stack import StackSpec, state_shapes
 
 ECHO_STEP = 3  # seeds/001: the target is the input three steps earlier
@@ -72,6 +73,32 @@ def sum_spec(hidden: int = 80) -> StackSpec:
 
 def sum_init(spec: StackSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return fold_forget_bias(spec, init_params(spec, rng), SUM_FORGET_BIAS)
+
+
+def _truncated_normal(rng: np.random.Generator, shape: tuple, std: float) -> np.ndarray:
+    """tf.truncated_normal: normal draws, those beyond two standard deviations drawn again."""
+    x = rng.normal(0.0, std, size=shape)
+    while np.any(np.abs(x) > 2 * std):
+        bad = np.abs(x) > 2 * std
+        x[bad] = rng.normal(0.0, std, size=int(bad.sum()))
+    return x
+
+
+def sum_tutorial_init(spec: StackSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """seeds/000's own initialisation, for ``--reproduce``: the projection and the head (weights and biases)
+    truncated normal with standard deviation 0.1; the cell as TF 0.x's BasicLSTMCell made it (its one matrix
+    over [input, h] uniform in +-sqrt(3 / (input + hidden)), TF 0.x's uniform_unit_scaling default; its bias
+    zero) with forget_bias 0.8 folded in. ``compare`` draws every weight non-zero instead (sum_init)."""
+    shapes = stack.param_shapes(spec)
+    lstm = next(l for l in spec.recurrent_layers)
+    limit = np.sqrt(3.0 / (shapes["lstm/fw/kernel"][0] + lstm.hidden_size))
+    params = {}
+    for name, shape in shapes.items():
+        if name.startswith("lstm/"):
+            params[name] = np.zeros(shape) if name.endswith("bias") else rng.uniform(-limit, limit, size=shape)
+        else:
+            params[name] = _truncated_normal(rng, shape, 0.1)
+    return fold_forget_bias(spec, params, SUM_FORGET_BIAS)
 
 
 def sum_batch(spec: StackSpec, rng: np.random.Generator, batch: int, zero_state: bool = True) -> Batch:
