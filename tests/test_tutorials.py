@@ -89,7 +89,7 @@ def test_tutorial_model_trains_equivalently_in_float64(name: str) -> None:
     assert max(c.norm_rel for c in steps) <= 1e-12, failures(report)
 
 
-@pytest.mark.parametrize("name", ("sum", "echo", "binary_addition"))
+@pytest.mark.parametrize("name", TUTORIALS)
 def test_tutorial_model_trains_equivalently_in_float32(name: str) -> None:
     entry = zoo.get(name)
     report = training.compare_trained(name, entry.spec, entry.train, entry.frameworks, "float32", 0, steps=4)
