@@ -2,7 +2,9 @@
 since a framework costs seconds to import.
 
 An adapter module provides ``build(spec, params, dtype)``, ``extract(model)``,
-``run(model, spec, batch, dtype)`` and ``versions()``.
+``run(model, spec, batch, dtype)`` and ``versions()``. torch's also take ``build(..., device=...)`` (the model's
+device; ``run`` and ``train`` place their tensors on it and return NumPy arrays) and give ``kernels(spec)``, the
+kernel families whose precision verify/device.py reads for ``compare --device cuda``.
 """
 from __future__ import annotations
 

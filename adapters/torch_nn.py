@@ -193,6 +193,24 @@ def _dtype(dtype: str) -> Any:
     return {"float32": _torch().float32, "float64": _torch().float64}[dtype]
 
 
+def device_of(module: Any) -> Any:
+    """The device a model's parameters live on (verify/device.py places them at build time); the CPU without any."""
+    return next((p.device for p in module.parameters()), _torch().device("cpu"))
+
+
+def to_numpy(t: Any) -> np.ndarray:
+    """A tensor's values as a NumPy array, brought back from its device (on the CPU ``.cpu()`` is the tensor itself:
+    nothing is copied that was not before)."""
+    return t.detach().cpu().numpy()
+
+
+def rng_devices(device: Any) -> list[int]:
+    """The CUDA devices whose generator ``torch.random.fork_rng`` must fork for a model on ``device``, so that a
+    seeded training run restores them too (none on the CPU)."""
+    return [device.index if device.index is not None else _torch().cuda.current_device()] \
+        if device.type == "cuda" else []
+
+
 def _loss_and_accuracy(spec: SequenceSpec, y: Any, targets: Any) -> tuple[Any, Any]:
     torch = _torch()
     f = torch.nn.functional

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from adapters import seq2seq_tables as st
+from adapters.torch_nn import device_of, to_numpy
 from adapters.torch_optim import one_thread as _one_thread
 from adapters.torch_optim import optimizer as _optimizer  # a module global: tests slip a step through it
 from reference.seq2seq import check_params
@@ -192,18 +193,25 @@ def _dtype(dtype: str) -> Any:
     return {"float32": _torch().float32, "float64": _torch().float64}[dtype]
 
 
+def kernels(spec: Seq2SeqSpec) -> frozenset[str]:
+    """The torch kernel families the model runs on a CUDA device (verify/device.py): its cells are nn.Linear over
+    concat([x, h]), so cuBLAS matmuls only."""
+    return frozenset({"matmul"})
+
+
 def _parameters(model: Any) -> dict[str, Any]:
     """Canonical name -> (torch parameter, transform)."""
     return {e.canonical: (model.get_parameter(e.framework[0]), e.transform) for e in st.torch_table(model.spec.kind)}
 
 
-def build(spec: Seq2SeqSpec, params: dict[str, np.ndarray], dtype: str, variant: str = "") -> Any:
-    """A torch module holding exactly ``params`` (cast to ``dtype``)."""
+def build(spec: Seq2SeqSpec, params: dict[str, np.ndarray], dtype: str, variant: str = "", device: str = "cpu"
+          ) -> Any:
+    """A torch module holding exactly ``params`` (cast to ``dtype``), on ``device``."""
     check_params(spec, params)
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     torch = _torch()
-    model = _classes()["Seq2Seq"](spec, variant).to(_dtype(dtype))
+    model = _classes()["Seq2Seq"](spec, variant).to(device=device, dtype=_dtype(dtype))
     values = st.from_canonical(st.torch_table(spec.kind), params)
     with torch.no_grad():
         for path, value in values.items():
@@ -218,7 +226,7 @@ def extract(model: Any) -> dict[str, np.ndarray]:
     """The model's weights in the canonical layout, as float64 copies (a float64 model's .numpy() would be its
     live storage, which the next training step overwrites)."""
     table = st.torch_table(model.spec.kind)
-    return st.to_canonical(table, {e.framework[0]: model.get_parameter(e.framework[0]).detach().numpy().copy()
+    return st.to_canonical(table, {e.framework[0]: model.get_parameter(e.framework[0]).detach().cpu().numpy().copy()
                                    for e in table})
 
 
@@ -230,24 +238,34 @@ def _loss_acc(logits: Any, targets: Any) -> tuple[Any, Any, Any]:
     return p, loss, (p.argmax(-1) == targets.argmax(-1)).double().mean()
 
 
-def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs, states, loss, accuracy and gradients as torch computes them (spec's decoding)."""
+def forward_backward(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[str, Any]:
+    """``run``'s torch half: inputs and targets made on the model's device, the forward pass (spec's decoding), the
+    loss's backward; the model's results with the softmax, loss and accuracy, still on that device."""
     torch = _torch()
-    dt = _dtype(dtype)
+    dt, dev = _dtype(dtype), device_of(model)
     model.zero_grad(set_to_none=True)
-    x = torch.tensor(batch.inputs, dtype=dt)
-    y = torch.tensor(batch.targets, dtype=dt)
+    x = torch.tensor(batch.inputs, dtype=dt, device=dev)
+    y = torch.tensor(batch.targets, dtype=dt, device=dev)
     res = model(x, y, teacher=spec.decoding == "teacher")
     p, loss, acc = _loss_acc(res["logits"], y)
     loss.backward()
+    return {**res, "prediction": p, "loss": loss, "accuracy": acc}
+
+
+def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
+    """Outputs, states, loss, accuracy and gradients as torch computes them (spec's decoding), on the model's
+    device, brought back as NumPy arrays."""
+    res = forward_backward(model, spec, batch, dtype)
     table = st.torch_table(spec.kind)
-    grads = st.to_canonical(table, {e.framework[0]: model.get_parameter(e.framework[0]).grad.numpy() for e in table})
-    output = {"prediction": p.detach().numpy(), "logits": res["logits"].detach().numpy()}
+    grads = st.to_canonical(table, {e.framework[0]: to_numpy(model.get_parameter(e.framework[0]).grad)
+                                    for e in table})
+    output = {"prediction": to_numpy(res["prediction"]), "logits": to_numpy(res["logits"])}
     if spec.kind != "bidirectional":
-        output["decoded"] = res["logits"].argmax(-1).numpy().astype(np.float64)
-    output.update({k: v.detach().numpy() for k, v in res.items() if k in ("encoder", "decoder", "forward", "backward")})
-    out = {"output": output, "state": {k[6:]: v.detach().numpy() for k, v in res.items() if k.startswith("state:")},
-           "loss": {"loss": loss.detach().numpy()}, "accuracy": {"accuracy": acc.numpy()}, "gradient": grads}
+        output["decoded"] = to_numpy(res["logits"].argmax(-1)).astype(np.float64)
+    output.update({k: to_numpy(v) for k, v in res.items() if k in ("encoder", "decoder", "forward", "backward")})
+    out = {"output": output, "state": {k[6:]: to_numpy(v) for k, v in res.items() if k.startswith("state:")},
+           "loss": {"loss": to_numpy(res["loss"])}, "accuracy": {"accuracy": to_numpy(res["accuracy"])},
+           "gradient": grads}
     if not out["state"]:
         del out["state"]
     return out
@@ -278,10 +296,11 @@ def _train_loop(model: Any, batches: list[Seq2SeqBatch], opt: Any, dt: Any, loss
                 progress: Callable[[str], None], after_step: Callable[[int], None],
                 clip: Callable[[], float | None], clip_norms: list[float] | None = None) -> None:
     torch = _torch()
+    dev = device_of(model)
     for i, b in enumerate(batches):
-        y = torch.tensor(b.targets, dtype=dt)
+        y = torch.tensor(b.targets, dtype=dt, device=dev)
         opt.zero_grad(set_to_none=True)
-        _, loss, _ = _loss_acc(model(torch.tensor(b.inputs, dtype=dt), y, teacher=True)["logits"], y)
+        _, loss, _ = _loss_acc(model(torch.tensor(b.inputs, dtype=dt, device=dev), y, teacher=True)["logits"], y)
         loss.backward()
         norm = clip()
         if clip_norms is not None and norm is not None:

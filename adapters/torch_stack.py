@@ -99,7 +99,7 @@ def group_spec(spec: StackSpec, group: Group) -> SequenceSpec:
 def _trailing_padding(torch: Any, mask: Any) -> bool:
     """Whether every sequence's masked steps all come after its real ones (what packed sequences express)."""
     lengths = mask.sum(dim=1)
-    return bool((mask == (torch.arange(mask.shape[1])[None, :] < lengths[:, None])).all())
+    return bool((mask == (torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths[:, None])).all())
 
 
 def _act(torch: Any, name: str) -> Any:
@@ -177,7 +177,7 @@ def _model_class() -> Any:
                 fw, bw, fin = module(seq, local, mask)
             if mask is not None and not top.zero_output_for_mask:
                 # Keras's default: a padded step repeats the last real step's output (torch pads with zeros)
-                steps = torch.arange(mask.shape[1])[None, :].expand_as(mask)
+                steps = torch.arange(mask.shape[1], device=mask.device)[None, :].expand_as(mask)
                 last = torch.cummax(torch.where(mask, steps, torch.full_like(steps, -1)), dim=1).values
                 keep = (last >= 0).unsqueeze(-1).to(fw.dtype)
                 fw = torch.gather(fw, 1, last.clamp(min=0).unsqueeze(-1).expand_as(fw)) * keep
@@ -257,12 +257,12 @@ def _tables(spec: StackSpec, group: Group) -> list[tuple[tuple, str, dict]]:
     return out
 
 
-def empty(spec: StackSpec, groups: list[Group] | None = None, dtype: str = "float32") -> Any:
-    """A torch model of the description (uninitialised weights), one module per group."""
+def empty(spec: StackSpec, groups: list[Group] | None = None, dtype: str = "float32", device: str = "cpu") -> Any:
+    """A torch model of the description (uninitialised weights), one module per group, on ``device``."""
     reason = supports(spec)
     if reason:
         raise ValueError(f"torch cannot build {spec.name!r}: {reason}")
-    return _model_class()(spec, groups or default_groups(spec)).to(_dtype(dtype))
+    return _model_class()(spec, groups or default_groups(spec)).to(device=device, dtype=_dtype(dtype))
 
 
 def expected_shapes(model: Any) -> dict[str, dict[str, tuple[int, ...]]]:
@@ -294,7 +294,7 @@ def load(model: Any, tensors: dict[str, dict[str, np.ndarray]], source: str = "s
 
 
 def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: list[Group] | None = None,
-          split_bias: bool = True, variant: str = "") -> Any:
+          split_bias: bool = True, variant: str = "", device: str = "cpu") -> Any:
     """A torch model holding exactly ``params`` (cast to ``dtype``). A simple RNN's or LSTM's canonical bias is
     split unequally over bias_ih and bias_hh (exactly), so that a second bias is never silently zero; ``port``
     writes it into bias_ih and zeros, as a port usually does (``split_bias=False``). ``variant`` builds a
@@ -303,7 +303,7 @@ def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: li
     check_buildable(spec.layers, "torch")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
-    model = empty(spec, groups, dtype)
+    model = empty(spec, groups, dtype, device)
     if variant == "own_dropout_rng":
         import torch
         model.own_dropout = {l.name: torch.nn.Dropout(l.rate) for l in spec.layers if isinstance(l, Dropout)}
@@ -338,7 +338,7 @@ def tensor_names(spec: StackSpec, groups: list[Group]) -> dict[str, str]:
 
 def extract(model: Any) -> dict[str, np.ndarray]:
     """The model's weights in the canonical layout, float64 (torch's two biases summed)."""
-    owners = {g.module: {n: p.detach().double().numpy().copy() for n, p in model.owner(g).named_parameters()}
+    owners = {g.module: {n: p.detach().cpu().double().numpy().copy() for n, p in model.owner(g).named_parameters()}
               for g in model.groups}
     return canonical(model.spec, model.groups, owners)
 
@@ -357,7 +357,7 @@ def state_dict(model: Any) -> "OrderedDict[str, np.ndarray]":
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     for g in model.groups:
         for n, p in model.owner(g).named_parameters():
-            out[f"{g.module}.{n}"] = p.detach().numpy().copy()
+            out[f"{g.module}.{n}"] = p.detach().cpu().numpy().copy()
     return out
 
 
@@ -424,11 +424,11 @@ def _loss_and_accuracy(spec: StackSpec, y: Any, targets: Any) -> tuple[Any, Any]
     return loss, (y.argmax(dim=-1) == targets).double().mean()
 
 
-def _inputs(spec: StackSpec, batch: Batch, dtype: str) -> Any:
+def _inputs(spec: StackSpec, batch: Batch, dtype: str, device: Any = None) -> Any:
     import torch
     if spec.takes_ids:
-        return torch.tensor(batch.inputs, dtype=torch.int64)
-    return torch.tensor(batch.inputs, dtype=_dtype(dtype), requires_grad=True)
+        return torch.tensor(batch.inputs, dtype=torch.int64, device=device)
+    return torch.tensor(batch.inputs, dtype=_dtype(dtype), device=device, requires_grad=True)
 
 
 def summed_tensors(spec: StackSpec) -> dict[str, int]:
@@ -445,41 +445,63 @@ def summed_tensors(spec: StackSpec) -> dict[str, int]:
     return out
 
 
-def _dropout_masks(batch: Batch, dt: Any) -> dict[str, Any]:
+def _dropout_masks(batch: Batch, dt: Any, device: Any = None) -> dict[str, Any]:
     import torch
-    return {n: torch.tensor(m, dtype=dt) for n, m in (batch.dropout_masks or {}).items()}
+    return {n: torch.tensor(m, dtype=dt, device=device) for n, m in (batch.dropout_masks or {}).items()}
 
 
-def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs, final states, loss, accuracy and gradients as torch computes them (the batch's dropout masks
-    applied where it has them)."""
+def _mask(batch: Batch, device: Any) -> Any:
+    """The padded batch's mask on ``device`` (None without lengths)."""
+    import torch
+    return None if batch.lengths is None else torch.from_numpy(stack.lengths_mask(batch)).to(device)
+
+
+def kernels(spec: StackSpec) -> frozenset[str]:
+    """The torch kernel families the model runs on a CUDA device (verify/device.py): cuBLAS matmuls (nn.Linear, the
+    loop of torch ops), and cuDNN's RNN kernels where a group is a native nn.RNN/LSTM/GRU."""
+    native = any(torch_nn.is_native(group_spec(spec, g)) for g in default_groups(spec)
+                 if isinstance(_layers(spec)[g.layers[0]], Recurrent))
+    return frozenset({"matmul"} | ({"cudnn_rnn"} if native else set()))
+
+
+def forward_backward(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, Any]:
+    """``run``'s torch half: every tensor (inputs, states, targets, masks) made on the model's device, the forward
+    pass, the loss's backward; the tensors by role, still on that device."""
     import torch
     masked = batch.lengths is not None
     reason = supports(spec, masked)
     if reason:
         raise ValueError(f"torch cannot run {spec.name!r}: {reason}")
-    dt = _dtype(dtype)
+    dt, dev = _dtype(dtype), torch_nn.device_of(model)
     model.eval()
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
-    x = _inputs(spec, batch, dtype)
-    states = {n: torch.tensor(v, dtype=dt, requires_grad=True) for n, v in stack.initial_states(spec, batch).items()}
-    targets = torch.tensor(batch.targets, dtype=dt if spec.loss in ("mse", "clipped_log_ce") else torch.int64)
-    mask = torch.from_numpy(stack.lengths_mask(batch)) if masked else None
+    x = _inputs(spec, batch, dtype, dev)
+    states = {n: torch.tensor(v, dtype=dt, device=dev, requires_grad=True)
+              for n, v in stack.initial_states(spec, batch).items()}
+    targets = _targets(spec, batch, dt, dev)
     with warnings.catch_warnings():  # "LSTM with projections is not supported with oneDNN": a speed notice
         warnings.simplefilter("ignore", UserWarning)
-        y, outputs, finals = model(x, states, mask, _dropout_masks(batch, dt))
+        y, outputs, finals = model(x, states, _mask(batch, dev), _dropout_masks(batch, dt, dev))
     loss, acc = _loss_and_accuracy(spec, y, targets)
     loss.backward()
-    gradient = gradients(spec, model.groups, {g.module: {n: p.grad.double().numpy() for n, p in
+    return {"x": x, "states": states, "y": y, "outputs": outputs, "finals": finals, "loss": loss, "accuracy": acc}
+
+
+def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
+    """Outputs, final states, loss, accuracy and gradients as torch computes them (the batch's dropout masks
+    applied where it has them), on the model's device, brought back as NumPy arrays."""
+    t = forward_backward(model, spec, batch, dtype)
+    host = torch_nn.to_numpy
+    gradient = gradients(spec, model.groups, {g.module: {n: host(p.grad.double()) for n, p in
                                                          model.owner(g).named_parameters()} for g in model.groups})
     if not spec.takes_ids:
-        gradient["inputs"] = x.grad.numpy()
-    for n, v in states.items():
-        gradient[initial_state_gradient_name(n)] = v.grad.numpy()
-    output = {"prediction": y.detach().numpy(), **{n: v.detach().numpy() for n, v in outputs.items()}}
-    return {"output": output, "state": {n: finals[n].detach().numpy() for n in stack.state_shapes(spec, 1)},
-            "loss": {"loss": loss.detach().numpy()}, "accuracy": {"accuracy": acc.detach().numpy()},
+        gradient["inputs"] = host(t["x"].grad)
+    for n, v in t["states"].items():
+        gradient[initial_state_gradient_name(n)] = host(v.grad)
+    output = {"prediction": host(t["y"]), **{n: host(v) for n, v in t["outputs"].items()}}
+    return {"output": output, "state": {n: host(t["finals"][n]) for n in stack.state_shapes(spec, 1)},
+            "loss": {"loss": host(t["loss"])}, "accuracy": {"accuracy": host(t["accuracy"])},
             "gradient": gradient}
 
 
@@ -497,7 +519,7 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
     ``clip_norms``, when given, receives the global norm torch.nn.utils.clip_grad_norm_ returned at each step
     (with ``clip_norm`` only)."""
     import torch
-    dt = _dtype(dtype)
+    dt, dev = _dtype(dtype), torch_nn.device_of(model)
     params = list(model.parameters())
     opt, clip = torch_optim.optimizer(params, optimizer, lr, hyper or {})
     losses: list[float] = []
@@ -505,7 +527,8 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
     model.train()
     try:
         # the broken variant's nn.Dropout draws from torch's generator: seeded here, the caller's state restored
-        with torch_optim.one_thread(), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        with torch_optim.one_thread(), torch.random.fork_rng(devices=torch_nn.rng_devices(dev)), \
+                warnings.catch_warnings():
             torch.manual_seed(0)
             warnings.simplefilter("ignore", UserWarning)  # oneDNN's projection notice, as in ``run``
             for i, b in enumerate(batches):
@@ -513,12 +536,11 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
                 if reason:
                     raise ValueError(f"torch cannot run {spec.name!r}: {reason}")
                 states = carried if carried is not None else \
-                    {n: torch.tensor(v, dtype=dt) for n, v in stack.initial_states(spec, b).items()}
-                x = torch.tensor(b.inputs, dtype=torch.int64 if spec.takes_ids else dt)
-                mask = torch.from_numpy(stack.lengths_mask(b)) if b.lengths is not None else None
+                    {n: torch.tensor(v, dtype=dt, device=dev) for n, v in stack.initial_states(spec, b).items()}
+                x = torch.tensor(b.inputs, dtype=torch.int64 if spec.takes_ids else dt, device=dev)
                 opt.zero_grad(set_to_none=True)
-                y, _, finals = model(x, states, mask, _dropout_masks(b, dt))
-                loss, _ = _loss_and_accuracy(spec, y, _targets(spec, b, dt))
+                y, _, finals = model(x, states, _mask(b, dev), _dropout_masks(b, dt, dev))
+                loss, _ = _loss_and_accuracy(spec, y, _targets(spec, b, dt, dev))
                 loss.backward()
                 norm = clip()
                 if clip_norms is not None and norm is not None:
@@ -535,9 +557,10 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
     return losses
 
 
-def _targets(spec: StackSpec, batch: Batch, dt: Any) -> Any:
+def _targets(spec: StackSpec, batch: Batch, dt: Any, device: Any = None) -> Any:
     import torch
-    return torch.tensor(batch.targets, dtype=dt if spec.loss in ("mse", "clipped_log_ce") else torch.int64)
+    return torch.tensor(batch.targets, dtype=dt if spec.loss in ("mse", "clipped_log_ce") else torch.int64,
+                        device=device)
 
 
 def run_module(module: Any, spec: StackSpec, groups: list[Group], batch: Batch, dtype: str

@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--targets", metavar="Y.npy", help="targets for loss, accuracy and gradients (with --inputs)")
     c.add_argument("--dtype", default="float32", help="dtype the frameworks compute in: float32 or float64")
     c.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
+    c.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where torch (and Keras, where TensorFlow sees a GPU) runs with --model: cpu (default) or "
+                        "cuda, checked at the precision its kernels round at there, TF32 included (README, GPU)")
     c.add_argument("--optimizer", choices=_optimizer_names(), metavar="NAME",
                    help="the trained models' optimiser, in each framework's own variant: "
                         f"{', '.join(_optimizer_names())} (default: the model's own, sgd for the article's; "
@@ -253,6 +256,10 @@ def _cmd_compare_all(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from verify import engine, zoo
 
+    if args.device != "cpu" and (args.keras or args.tf1_checkpoint or args.torch or args.torch_module or args.all
+                                 or args.reproduce):
+        raise UsageError(f"--device {args.device} applies to one --model (built-in or random); --all, --reproduce and "
+                         "your own files run on the CPU")
     if args.keras or args.tf1_checkpoint or args.torch or args.torch_module:
         if args.model:
             raise UsageError("give --model for a built-in model, or your own files (--keras, --torch, "
@@ -292,6 +299,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise UsageError(f"--reproduce applies to the tutorials' models ({', '.join(REPRODUCTIONS)}), each with "
                              f"its tutorial's optimiser; got --model {args.model}"
                              + (f" --optimizer {args.optimizer}" if args.optimizer else ""))
+    if args.device != "cpu":
+        from verify import device
+        try:
+            device.check(args.device, frameworks)  # no CUDA device: one line, before any work
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     json_path, html_path = _open_report(args.json), _open_html(args.html)
     junit_path, markdown_path = _open_ci(args)
     if args.reproduce:
@@ -300,7 +313,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             report = reproduce.reproduce(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet))
         return _finish(report, json_path, args.table, html_path, junit_path, markdown_path)
     report = engine.compare_model(args.model, frameworks, args.dtype, args.seed, _progress(args.quiet),
-                                  optimizer=args.optimizer)
+                                  optimizer=args.optimizer, device=args.device)
     return _finish(report, json_path, args.table, html_path, junit_path, markdown_path)
 
 

@@ -13,6 +13,7 @@ from adapters import registry
 from reference.params import init_params
 from reference.spec import Batch, SequenceSpec
 from reference.stack import StackSpec
+from verify import device as devices
 from verify import hypotheses, noise, stage, tolerance, zoo
 from verify.compare import Results, compare_results, compare_tensor
 from verify.odd_one_out import odd_one_out
@@ -30,11 +31,15 @@ class FrameworkRun:
     results: Results
 
 
-def run_framework(framework: str, spec: SequenceSpec, params: dict, batch: Batch, dtype: str) -> FrameworkRun:
-    """Build the framework's model from ``params``, read its weights back, and run it on ``batch``."""
+def run_framework(framework: str, spec: SequenceSpec, params: dict, batch: Batch, dtype: str,
+                  placement: devices.Placement | None = None) -> FrameworkRun:
+    """Build the framework's model from ``params``, read its weights back, and run it on ``batch``; on the device
+    of ``placement`` (verify/device.py; the CPU without one)."""
     adapter = registry.get(framework, spec)
-    built = adapter.build(spec, params, dtype)
-    return FrameworkRun(framework, adapter.extract(built), adapter.run(built, spec, batch, dtype))
+    where = "cuda" if placement is not None and placement.on_gpu else "cpu"
+    with devices.scope(framework, placement):
+        built = adapter.build(spec, params, dtype, **devices.build_kwargs(framework, where))
+        return FrameworkRun(framework, adapter.extract(built), adapter.run(built, spec, batch, dtype))
 
 
 def seen_by(batch: Batch, dtype: str) -> Batch:
@@ -42,9 +47,10 @@ def seen_by(batch: Batch, dtype: str) -> Batch:
     return batch.astype(np.dtype(dtype)).astype(np.float64)
 
 
-def reference_and_allowances(spec: SequenceSpec, params: dict, batch: Batch, dtype: str
-                             ) -> tuple[Results, dict[tuple[str, str], Allowance]]:
-    """The float64 reference on ``params``, and the allowance of each of its tensors for ``dtype``."""
+def reference_and_allowances(spec: SequenceSpec, params: dict, batch: Batch, dtype: str,
+                             precision: str | None = None) -> tuple[Results, dict[tuple[str, str], Allowance]]:
+    """The float64 reference on ``params``, and the allowance of each of its tensors for ``dtype`` (kernels rounding
+    at ``precision`` where that is coarser: TF32 on a GPU, verify/tolerance.py)."""
     family = importlib.import_module(spec.family)
     batch64 = seen_by(batch, dtype)
     ref = family.evaluate(spec, params, batch64)
@@ -56,7 +62,8 @@ def reference_and_allowances(spec: SequenceSpec, params: dict, batch: Batch, dty
             if quantity == "accuracy":
                 continue
             scale = gradient_scale if quantity == "gradient" else None
-            allow[(quantity, name)] = tolerance.for_tensor(value, dtype, floor.get((quantity, name), 0.0), scale)
+            allow[(quantity, name)] = tolerance.for_tensor(value, dtype, floor.get((quantity, name), 0.0), scale,
+                                                           precision)
     allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
         family.decision_margins(spec, ref, batch64), allow[("output", "prediction")],
         float(np.max(np.abs(ref["output"]["prediction"]))))
@@ -75,13 +82,14 @@ def _locators(spec: SequenceSpec) -> tuple[Callable, Callable]:
 
 
 def check_run(spec: SequenceSpec, batch: Batch, dtype: str, run: FrameworkRun,
-              built_from: dict | None = None) -> tuple[list[Check], Results, dict]:
+              built_from: dict | None = None, precision: str | None = None) -> tuple[list[Check], Results, dict]:
     """Checks of one framework against the reference computed on the weights read back from it.
 
     ``built_from``: the weights the model was built from, when we built it; the read-back weights
-    must equal them rounded to ``dtype`` (a user's own model has no such weights).
+    must equal them rounded to ``dtype`` (a user's own model has no such weights). ``precision``: what the
+    framework's kernels rounded at, where coarser than ``dtype`` (TF32 on a GPU).
     """
-    ref, allow = reference_and_allowances(spec, run.extracted, batch, dtype)
+    ref, allow = reference_and_allowances(spec, run.extracted, batch, dtype, precision)
     time_axis, gates = _locators(spec)
     checks: list[Check] = []
     if built_from is not None:
@@ -150,12 +158,15 @@ def entry_of(name: str, frameworks: tuple[str, ...], seed: int) -> zoo.ZooModel:
 
 
 def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
-                  progress: Callable[[str], None] = lambda s: None, optimizer: str | None = None) -> Report:
+                  progress: Callable[[str], None] = lambda s: None, optimizer: str | None = None,
+                  device: str = "cpu") -> Report:
     """The whole ``compare`` for a zoo model: a deterministic function of its arguments. ``optimizer`` (a trained
     model only; the model's own, ``TrainSetup.optimizer``, when None) names reference/optimizers.py's optimiser
-    every framework trains with."""
+    every framework trains with. ``device`` "cuda" runs torch (and Keras, where TensorFlow sees a GPU) on the
+    GPU, each checked at the precision its kernels round at there (verify/device.py; the report's notes say it)."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
+    devices.check(device, frameworks)  # no CUDA device: one line, before any work
     entry = entry_of(name, frameworks, seed)
     spec = entry.spec
     if optimizer is not None and entry.train is None:
@@ -165,7 +176,7 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
         training.optimizer_for(entry.train, optimizer)  # an unknown optimiser fails before any work
         with stage.phase("training, then verifying"):
             report = training.compare_trained(name, spec, entry.train, frameworks, dtype, seed, progress,
-                                              optimizer=optimizer)
+                                              optimizer=optimizer, device=device)
         return replace(report, notes=report.notes + tuple(odd_one_out(report.checks)))
     rng = np.random.default_rng(seed)
     params = init_params(spec, rng)
@@ -174,18 +185,21 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     t = time.perf_counter()
     progress(f"importing {', '.join(frameworks)}")
     vers = versions(spec, frameworks)
+    placements = devices.plan(device, frameworks, dtype, spec)
     timings["imports"] = time.perf_counter() - t
     runs, allows, checks, hidden, diagnosed = [], [], [], [], []
     for fw in frameworks:
         t = time.perf_counter()
-        progress(f"{fw}: building, reading back and running the model ({dtype})")
+        progress(f"{fw}: building, reading back and running the model ({dtype}"
+                 f"{', on ' + placements[fw].where if placements[fw].on_gpu else ''})")
         with stage.phase("building and running", fw):
-            run = run_framework(fw, spec, params, batch, dtype)
+            run = run_framework(fw, spec, params, batch, dtype, placements[fw])
         timings[f"{fw}: build+run"] = time.perf_counter() - t
         t = time.perf_counter()
         progress(f"{fw}: recomputing in the reference and comparing")
         with stage.phase("recomputing in the reference", fw):
-            fw_checks, ref, allow = check_run(spec, batch, dtype, run, built_from=params)
+            fw_checks, ref, allow = check_run(spec, batch, dtype, run, built_from=params,
+                                              precision=placements[fw].precision)
         hidden += unseen(ref, run)
         timings[f"{fw}: verify"] = time.perf_counter() - t
         if any(hypotheses.needs_diagnosis(c, fw) for c in fw_checks):
@@ -201,6 +215,7 @@ def compare_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
     for i in range(len(runs)):
         for j in range(i + 1, len(runs)):
             checks += cross_check(spec, dtype, runs[i], runs[j], allows[i], allows[j])
-    notes = (spec.description,) + ((f"not visible, so not checked: {', '.join(hidden)}",) if hidden else ())
+    notes = (spec.description, *devices.notes(device, placements, dtype)) + \
+        ((f"not visible, so not checked: {', '.join(hidden)}",) if hidden else ())
     notes += tuple(diagnosed) + tuple(odd_one_out(checks))
     return Report(name, dtype, seed, tuple(frameworks), vers, tuple(checks), notes, timings)

@@ -11,6 +11,18 @@ order of operations, so it may differ by rounding, and by nothing else.
   floor*); its max |ref32 - ref64| is how much rounding this model, at this size, produces.
   Allowed: atol = max(64 * eps32 * scale, 8 * floor) and rtol = 64 * eps32. The factor 8 covers a
   framework whose kernels round in a different order than NumPy's (fused matmuls, oneDNN).
+* TF32 (``compare --device cuda``, verify/device.py): on an Ampere or later NVIDIA GPU with TF32 enabled, a float32
+  matmul, convolution or cuDNN RNN kernel rounds its operands to TensorFloat-32 (float32's exponent, 10 stored
+  mantissa bits: unit roundoff u = 2^-11 instead of float32's 2^-24) and accumulates in float32. Each term of the
+  float32 rule is a count of roundings times eps = 2u (64 ulp), or a floor measured at float32's u; to first order a
+  rounding error is proportional to u, so the same counts at TF32's u give the rule scaled by u_TF32 / u_32 = 2^13:
+  atol = max(64 * 2^-10 * scale, 8 * 2^13 * floor), rtol = 64 * 2^-10 = 0.0625 (``for_precision``). It treats every
+  rounding of the run as a TF32 rounding, where only the kernels' operands are (activations, gates and the
+  accumulation stay float32): an upper bound, applied to every check of a framework any of whose kernels run at
+  TF32. Measured earlier on an H100: cuDNN LSTM vs float64 3e-7 relative with TF32 off, 4e-4 with it on. float64
+  kernels have no TF32: float64 keeps its rule on any device. Under TF32 a 1e-3 relative error is within rounding:
+  turn TF32 off (torch.backends.cuda.matmul.fp32_precision / torch.backends.cudnn.rnn.fp32_precision "ieee") to
+  verify at float32's resolution.
 * Gradients: their scale is the largest |value| over *all* gradient tensors of the model, not the
   tensor's own. Every gradient is a sum of products of back-propagated errors and activations, and it
   is those errors that are rounded; a gradient that cancels to a small value keeps the rounding of
@@ -101,6 +113,9 @@ from reference import optimizers
 from verify.report import Allowance
 
 EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
+# significand bits, the implicit one included: a precision's unit roundoff is 2^-bits. "tf32" is the precision a
+# float32 kernel rounds its operands to on a GPU with TF32 on (verify/device.py decides which kernels do).
+SIGNIFICAND_BITS = {"float64": 53, "float32": 24, "tf32": 11}
 ULP_FACTOR = {"float64": 1024.0, "float32": 64.0}
 FLOOR_FACTOR = 8.0
 ENSEMBLE = 8  # reference retrains from starts moved by one ulp: the end-of-training floor is their widest
@@ -112,6 +127,9 @@ RULES = {
                "model's largest gradient), rtol 1024 ulp",
     "float32": "float32 vs reference: atol the larger of 64 ulp of the tensor's largest |value| (for gradients: "
                "of the model's largest gradient) and 8 x the measured float32 noise floor, rtol 64 ulp",
+    "tf32": "float32 at TF32 vs reference: the float32 rule at TF32's unit roundoff 2^-11 (x 2^13): atol the "
+            "larger of 64 x 2^-10 of the tensor's largest |value| (for gradients: of the model's largest gradient) "
+            "and 8 x 2^13 x the measured float32 noise floor, rtol 64 x 2^-10",
     "accuracy": "accuracy: may move by the share of decisions the outputs' allowance could flip",
     "parameter": "parameters read back: exactly the weights the model was built from, rounded to its dtype",
     "pair": "framework vs framework: the sum of both frameworks' allowances against the reference",
@@ -145,11 +163,42 @@ def _scale(ref: np.ndarray) -> float:
     return m if m > 0 else 1.0
 
 
-def for_tensor(ref: np.ndarray, dtype: str, floor: float = 0.0, scale: float | None = None) -> Allowance:
+def unit_roundoff(precision: str) -> float:
+    """The unit roundoff of ``precision`` (a dtype, or "tf32"): 2^-(significand bits)."""
+    return 2.0 ** -SIGNIFICAND_BITS[precision]
+
+
+def for_precision(ref: np.ndarray, dtype: str, precision: str, floor: float = 0.0, scale: float | None = None
+                  ) -> Allowance:
+    """Allowance for one tensor of a ``dtype`` framework whose kernels round at ``precision`` (TF32): the ``dtype``
+    rule with eps and the measured ``floor`` scaled by unit_roundoff(precision) / unit_roundoff(dtype) (the module
+    docstring derives it). ``precision`` equal to ``dtype`` is ``for_tensor``."""
+    if precision == dtype:
+        return for_tensor(ref, dtype, floor, scale)
+    if dtype != "float32" or precision != "tf32":
+        raise ValueError(f"no rule for {dtype} kernels rounding at {precision}: TF32 applies to float32 kernels only")
+    ratio = unit_roundoff(precision) / unit_roundoff(dtype)
+    k, eps = ULP_FACTOR[dtype], EPS[dtype] * ratio
+    scale = _scale(ref) if scale is None else scale
+    base, floor_at = k * eps * scale, floor * ratio
+    if FLOOR_FACTOR * floor_at > base:
+        return Allowance(FLOOR_FACTOR * floor_at, k * eps,
+                         f"{dtype} at {precision}: {FLOOR_FACTOR:g} x {ratio:g} x measured float32 noise floor "
+                         f"{floor:.3g}", RULES[precision])
+    return Allowance(base, k * eps, f"{dtype} at {precision}: {k:g} x {eps:.3g} of the tensor's scale {scale:.3g} "
+                                    f"(above {FLOOR_FACTOR:g} x {ratio:g} x noise floor {floor:.3g})",
+                     RULES[precision])
+
+
+def for_tensor(ref: np.ndarray, dtype: str, floor: float = 0.0, scale: float | None = None,
+               precision: str | None = None) -> Allowance:
     """Allowance for one tensor against the float64 reference; ``floor`` is the measured noise floor.
 
-    ``scale`` overrides the tensor's own largest |value| (gradients: see the module docstring).
+    ``scale`` overrides the tensor's own largest |value| (gradients: see the module docstring). ``precision``: what
+    the framework's kernels round at where that is coarser than ``dtype`` (TF32 on a GPU: ``for_precision``).
     """
+    if precision is not None and precision != dtype:
+        return for_precision(ref, dtype, precision, floor, scale)
     k, eps = ULP_FACTOR[dtype], EPS[dtype]
     scale = _scale(ref) if scale is None else scale
     base = k * eps * scale
@@ -215,9 +264,12 @@ def for_decisions(near_ties: int, total: int, slack: float) -> Allowance:
                      RULES["decoding"])
 
 
-def for_trained(ref: np.ndarray, dtype: str, floor: float) -> Allowance:
-    """Trained weights or training losses against the reference's SGD; ``floor`` as measured (see above)."""
-    base = for_tensor(ref, dtype)
+def for_trained(ref: np.ndarray, dtype: str, floor: float, precision: str | None = None) -> Allowance:
+    """Trained weights or training losses against the reference's SGD; ``floor`` as measured (see above), scaled
+    as ``for_precision`` scales it where the kernels round at a coarser ``precision``."""
+    base = for_tensor(ref, dtype, precision=precision)
+    if precision is not None and precision != dtype:
+        floor *= unit_roundoff(precision) / unit_roundoff(dtype)
     if FLOOR_FACTOR * floor > base.atol:
         return Allowance(FLOOR_FACTOR * floor, base.rtol,
                          f"{dtype}: {FLOOR_FACTOR:g} x measured training floor {floor:.3g}", RULES["trained"])
@@ -225,10 +277,10 @@ def for_trained(ref: np.ndarray, dtype: str, floor: float) -> Allowance:
                      RULES["trained"])
 
 
-def for_step_losses(losses: np.ndarray, dtype: str, floors: np.ndarray) -> Allowance:
+def for_step_losses(losses: np.ndarray, dtype: str, floors: np.ndarray, precision: str | None = None) -> Allowance:
     """Per-step training losses against the reference's losses at the framework's weights before each step."""
-    worst = max((for_tensor(np.asarray(v), dtype, float(f)) for v, f in zip(losses, floors)),
-                key=lambda a: a.atol, default=for_tensor(np.asarray(losses), dtype))
+    worst = max((for_tensor(np.asarray(v), dtype, float(f), precision=precision) for v, f in zip(losses, floors)),
+                key=lambda a: a.atol, default=for_tensor(np.asarray(losses), dtype, precision=precision))
     return Allowance(worst.atol, worst.rtol, f"the largest per-step allowance: {worst.why}", RULES["training step"])
 
 

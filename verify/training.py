@@ -32,6 +32,7 @@ import numpy as np
 from adapters import registry
 from reference import optimizers, summed
 from reference.params import init_params
+from verify import device as devices
 from verify import tolerance
 from verify.compare import Results, compare_results, compare_tensor
 from verify.report import Allowance, Check, Report
@@ -188,8 +189,8 @@ def _f64(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], losses: np.ndarray,
                  batches64: list, opt: Optimizer, variant: str, dtype: str, gates: Callable, carry: bool = False,
-                 copies: dict[str, int] | None = None, clip_norms: list[float] | None = None
-                 ) -> tuple[list[Check], list[float], list[float] | None]:
+                 copies: dict[str, int] | None = None, clip_norms: list[float] | None = None,
+                 precision: str | None = None) -> tuple[list[Check], list[float], list[float] | None]:
     """Every optimiser step of one framework, checked where it is decided: the reference takes the step from the
     framework's own weights before it (``snapshots[s]``), with its own optimiser state updated at every step by its
     gradient at those weights (so it follows the framework's state up to rounding), and is compared with the
@@ -202,7 +203,9 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
     ``copies``: tensors the framework trains as a sum of several (reference/summed.py).
     ``clip_norms``: the global norm the framework clipped by at each step, checked against the float64 norm of the
     reference's gradients there (one check, "clip norm"); its relative error at each step, within that check's
-    allowance, is returned for the end-of-training floor (None without norms)."""
+    allowance, is returned for the end-of-training floor (None without norms).
+    ``precision``: what the framework's kernels round at where coarser than ``dtype`` (TF32 on a GPU): the gradient
+    rule and the losses' rule at it (the update and the stored weight are elementwise, in ``dtype``)."""
     names = list(snapshots[0])
     copies = copies or {}
     got: dict[str, list] = {n: [] for n in names}
@@ -221,7 +224,7 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
     carried = carried_low = None
     # the float64 global norm at each step, and how far the gradient rule lets a framework's gradients move it
     norms64, norm_devs = [], []
-    grad_rtol = tolerance.for_tensor(np.zeros(1), dtype).rtol
+    grad_rtol = tolerance.for_tensor(np.zeros(1), dtype, precision=precision).rtol
     for s, batch in enumerate(batches64):
         before = _f64(snapshots[s])
         loss, grads, carried_next = _step_gradients(family, spec, before, batch, carried, carry)
@@ -231,7 +234,7 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
                                                                batch.astype(np.dtype(dtype)), carried_low, carry)
         carried = carried_next
         scale = max(float(np.max(np.abs(g))) for g in grads.values())
-        grad_atol = {n: tolerance.for_tensor(grads[n], dtype, _floor(low_grads[n], grads[n]), scale).atol
+        grad_atol = {n: tolerance.for_tensor(grads[n], dtype, _floor(low_grads[n], grads[n]), scale, precision).atol
                      for n in names}
         if clip_norms is not None:
             norm, dev = tolerance.norm_deviation(summed.expand_grads(grads, copies),  # torch counts each summand
@@ -258,7 +261,8 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
               for n in names]
     ref_l = np.asarray(ref_losses)
     checks.append(compare_tensor(framework, against, "training step", "loss", losses, ref_l,
-                                 tolerance.for_step_losses(ref_l, dtype, np.asarray(loss_floors)), dtype, 0))
+                                 tolerance.for_step_losses(ref_l, dtype, np.asarray(loss_floors), precision), dtype,
+                                 0))
     gap = [max(_share(got[n][s], want[n][s], allowed[n]) for n in names) for s in range(len(batches64))]
     norm_errors = None
     if clip_norms is not None:
@@ -385,11 +389,11 @@ def held_out_run(spec: Any, adapter: Any, model: Any, test: Any, dtype: str) -> 
     return results
 
 
-def held_out_reference(spec: Any, trained: dict, test: Any, decoded: np.ndarray | None, dtype: str
-                       ) -> tuple[Results, dict[tuple[str, str], Allowance]]:
+def held_out_reference(spec: Any, trained: dict, test: Any, decoded: np.ndarray | None, dtype: str,
+                       precision: str | None = None) -> tuple[Results, dict[tuple[str, str], Allowance]]:
     """The reference on the held-out set from ``trained`` weights, along the symbols a framework ``decoded``
-    (greedy decoding), and the allowance of each tensor; with teacher-forced loss and gradients where
-    ``held_out_run`` has them."""
+    (greedy decoding), and the allowance of each tensor (kernels rounding at ``precision`` where coarser than
+    ``dtype``); with teacher-forced loss and gradients where ``held_out_run`` has them."""
     from verify.engine import seen_by
     family = importlib.import_module(spec.family)
     path = test
@@ -404,7 +408,8 @@ def held_out_reference(spec: Any, trained: dict, test: Any, decoded: np.ndarray 
     for q, tensors in ref.items():
         for n, v in tensors.items():
             if q != "accuracy" and n != "decoded":
-                allow[(q, n)] = tolerance.for_tensor(v, dtype, _floor(None if low is None else low[q][n], v))
+                allow[(q, n)] = tolerance.for_tensor(v, dtype, _floor(None if low is None else low[q][n], v),
+                                                     precision=precision)
     allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
         family.decision_margins(spec, ref, path64), allow[("output", "prediction")],
         float(np.max(np.abs(ref["output"]["prediction"]))))
@@ -417,7 +422,8 @@ def held_out_reference(spec: Any, trained: dict, test: Any, decoded: np.ndarray 
             tq = f"teacher-forced {q}"
             ref[tq] = t_ref[q]
             for n, v in t_ref[q].items():
-                allow[(tq, n)] = tolerance.for_tensor(v, dtype, _floor(None if t_low is None else t_low[q][n], v))
+                allow[(tq, n)] = tolerance.for_tensor(v, dtype, _floor(None if t_low is None else t_low[q][n], v),
+                                                      precision=precision)
     return ref, allow
 
 
@@ -462,13 +468,16 @@ class _Side:
 
 def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer,
                     plans: dict[str, tuple[str, dict[str, int]]], dtype: str, seed: int, carry: bool,
-                    norm_errors: dict[str, list[float] | None] | None = None) -> dict[str, _ReferenceRun]:
+                    norm_errors: dict[str, list[float] | None] | None = None,
+                    precisions: dict[str, str] | None = None) -> dict[str, _ReferenceRun]:
     """Per framework, by its plan (optimiser variant, summed tensors): the reference's float64 run and its ensemble
     floor, with the framework's measured clip-norm errors (``norm_errors``, None where it reported no norms)
     injected into the ensemble. Plans whose float64 runs agree bit for bit (plain SGD at a float32-exact learning
     rate, no summed tensors) share one run (the same ``params``), and its ensemble is not repeated unless their
-    injected norm errors differ."""
+    injected norm errors differ. ``precisions``: what each framework's kernels round at, where coarser than
+    ``dtype`` (its end-of-training allowances scale with it; a run is shared only at the same precision)."""
     errors = norm_errors or {}
+    precisions = precisions or {}
     runs: dict[str, _ReferenceRun] = {}
     for fw, (variant, copies) in plans.items():
         kw = _train_kwargs(carry, copies)
@@ -477,14 +486,15 @@ def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: 
         same = next((f for f, r in runs.items() if np.array_equal(r.losses, ref_losses)
                      and all(np.array_equal(r.params[n], v) for n, v in ref_params.items())), None)
         if same is not None:
-            if errors.get(same) == errors.get(fw):
+            if errors.get(same) == errors.get(fw) and precisions.get(same) == precisions.get(fw):
                 runs[fw] = runs[same]
                 continue
             ref_params, ref_losses = runs[same].params, runs[same].losses
         floors, loss_floor = _ensemble_floor(family, spec, params, batches64, opt, variant, dtype, seed, ref_params,
                                              ref_losses, kw, errors.get(fw))
-        allow_trained = {n: tolerance.for_trained(v, dtype, floors[n]) for n, v in ref_params.items()}
-        allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, loss_floor)
+        allow_trained = {n: tolerance.for_trained(v, dtype, floors[n], precisions.get(fw))
+                         for n, v in ref_params.items()}
+        allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, loss_floor, precisions.get(fw))
         runs[fw] = _ReferenceRun(ref_params, ref_losses, allow_trained)
     return runs
 
@@ -545,14 +555,16 @@ def _variant_of(framework: str) -> str:
 def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[str, ...], dtype: str, seed: int,
                     progress: Callable[[str], None] = lambda s: None, variant: str = "",
                     steps: int | None = None, optimizer: str | None = None, hyper: dict | None = None,
-                    lr: float | None = None, trained_out: dict | None = None) -> Report:
+                    lr: float | None = None, trained_out: dict | None = None, device: str = "cpu") -> Report:
     """Build, train, extract and verify every framework; ``variant`` builds a deliberately broken model.
 
     ``optimizer`` (reference/optimizers.py's names) with ``hyper`` trains every framework, each with its own
     variant; ``lr`` defaults to the setup's for plain SGD and to ``LEARNING_RATES`` for the others. Without
     ``optimizer``, the model's own (``setup.optimizer``, ``setup.hyper``, ``setup.lr``). ``trained_out``, when
     given, receives every side's trained weights: each framework's, and the reference's float64 run under each
-    framework's rules (``reference, <framework>'s rules``)."""
+    framework's rules (``reference, <framework>'s rules``). ``device`` "cuda": torch (and Keras, where TensorFlow
+    sees a GPU) builds, trains and runs on the GPU, checked at the precision its kernels round at there
+    (verify/device.py)."""
     from verify.engine import seen_by, versions  # here: the engine dispatches to this module
 
     family = importlib.import_module(spec.family)
@@ -582,6 +594,10 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     t = time.perf_counter()
     progress(f"importing {', '.join(frameworks)}")
     vers = versions(spec, frameworks)
+    devices.check(device, frameworks)
+    placed = devices.plan(device, frameworks, dtype, spec)
+    precisions = {fw: p.precision for fw, p in placed.items()}
+    notes[1:1] = devices.notes(device, placed, dtype)
     timings["imports"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -589,8 +605,10 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     exact = tolerance.for_parameters(dtype)
     for fw in frameworks:
         progress(f"{fw}: building the model ({dtype}) and reading it back")
-        models[fw] = adapters[fw].build(spec, params, dtype, variant=variant) if variant else \
-            adapters[fw].build(spec, params, dtype)
+        where = {**({"variant": variant} if variant else {}),
+                 **devices.build_kwargs(fw, "cuda" if placed[fw].on_gpu else "cpu")}
+        with devices.scope(fw, placed[fw]):
+            models[fw] = adapters[fw].build(spec, params, dtype, **where)
         back = adapters[fw].extract(models[fw])
         for pname, value in params.items():
             got = back.get(pname, np.full_like(value, np.nan))
@@ -616,17 +634,19 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
         # a long run (--reproduce) keeps one framework's steps at a time, checked and dropped before the next trains
         snaps = [_held(adapters[fw].extract(models[fw]), dtype)]
         norms: list[float] = []
-        fw_losses[fw] = np.asarray(adapters[fw].train(
-            models[fw], spec, batches, opt.lr, dtype, progress,
-            after_step=lambda i, fw=fw, snaps=snaps: snaps.append(_held(adapters[fw].extract(models[fw]), dtype)),
-            optimizer=opt.name, hyper=opt.hyper, **({"carry_state": True} if carry else {}),
-            **({"clip_norms": norms} if clipping else {})))
+        with devices.scope(fw, placed[fw]):
+            fw_losses[fw] = np.asarray(adapters[fw].train(
+                models[fw], spec, batches, opt.lr, dtype, progress,
+                after_step=lambda i, fw=fw, snaps=snaps: snaps.append(_held(adapters[fw].extract(models[fw]), dtype)),
+                optimizer=opt.name, hyper=opt.hyper, **({"carry_state": True} if carry else {}),
+                **({"clip_norms": norms} if clipping else {})))
         clip_norms[fw] = norms if norms else None  # an adapter that reports no norms is checked as before
         timings[f"training: {fw}"] = time.perf_counter() - t1
         t1 = time.perf_counter()
         progress(f"{fw}: checking each of its {n_steps} training steps from its own weights")
         steps, gap, norm_errors[fw] = _step_checks(fw, family, spec, snaps, fw_losses[fw], batches64, opt,
-                                                   variants[fw], dtype, gates, carry, copies[fw], clip_norms[fw])
+                                                   variants[fw], dtype, gates, carry, copies[fw], clip_norms[fw],
+                                                   precisions[fw])
         del snaps[:]
         checks += steps
         notes.append(gap_note(fw, gap))
@@ -644,7 +664,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     progress(f"reference: {n_steps} {what} steps in float64 per optimiser variant, and {tolerance.ENSEMBLE} retrains "
              f"in {dtype} from starts moved by one ulp (the end-of-training floor)")
     runs = _reference_runs(family, spec, params, batches64, opt, {fw: (variants[fw], copies[fw]) for fw in frameworks},
-                           dtype, seed, carry, norm_errors)
+                           dtype, seed, carry, norm_errors, precisions)
     runs_notes = [_clip_note(fw, errors, opt.hyper) for fw, errors in norm_errors.items() if errors is not None]
     if len({id(r.params) for r in runs.values()}) > 1:
         plans = ", ".join(f"{fw} {v}" + (" with summed biases" if copies[fw] else "") for fw, v in variants.items())
@@ -667,8 +687,10 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
                                          run.allow_trained[pname], dtype, None, gates("trained parameter", pname)))
         checks.append(compare_tensor(fw, against, "loss", "training", fw_losses[fw], run.losses,
                                      run.allow_trained["training"], dtype, 0))
-        results = held_out_run(spec, adapters[fw], models[fw], test, dtype)
-        ref, allow = held_out_reference(spec, trained, test, results["output"].get("decoded"), dtype)
+        with devices.scope(fw, placed[fw]):
+            results = held_out_run(spec, adapters[fw], models[fw], test, dtype)
+        ref, allow = held_out_reference(spec, trained, test, results["output"].get("decoded"), dtype,
+                                        precisions[fw])
         fw_checks, fw_notes = held_out_checks(fw, spec, results, ref, allow, dtype)
         checks += fw_checks
         notes += fw_notes
