@@ -110,7 +110,10 @@ def ops() -> Any:
         matmul=tf.matmul, tanh=tf.nn.tanh, sigmoid=tf.nn.sigmoid, zeros=lambda shape, dtype="float32": tf.zeros(
             shape, dtype), zeros_like=tf.zeros_like, concatenate=lambda xs, axis=0: tf.concat(list(xs), axis),
         split=lambda x, n, axis=0: tf.split(x, n, axis=axis), stack=lambda xs, axis=0: tf.stack(list(xs), axis),
-        shape=lambda x: tuple(x.shape), one_hot=lambda i, n, dtype="float32": tf.one_hot(i, n, dtype=dtype))
+        # as Keras 3's backend: the static sizes, a tensor where one is unknown (a function traced with
+        # reduce_retracing sees batches of any size)
+        shape=lambda x: tuple(tf.shape(x)[i] if d is None else d for i, d in enumerate(x.shape)),
+        one_hot=lambda i, n, dtype="float32": tf.one_hot(i, n, dtype=dtype))
 
 
 def dtype_name(dtype: Any) -> str:

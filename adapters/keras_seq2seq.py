@@ -5,7 +5,8 @@ Keras layer that wraps a cell layer and computes what TF1's did (reference/atten
 the equations); ``Linear`` is TF1's ``_Linear`` (one kernel over the concatenated arguments). Every
 variable is created in ``__init__``, in TF1's order, so ``model.weights`` lists the 22 (or 6)
 variables in the article's order. The models run the greedy decoding loop (or teacher forcing) in
-Python; ``train`` runs plain SGD in a ``tf.function``.
+Python, unrolled when traced: ``run`` computes outputs, loss and gradients in a ``tf.function`` kept with the
+model, ``train`` runs plain SGD in one.
 
 ``variant`` builds a deliberately broken model for the verifier's own tests: ``window_lag`` appends
 each step's output to the attention window one step late; ``drop_attention_state`` starts the
@@ -24,6 +25,7 @@ from adapters import keras_compat
 from adapters import seq2seq_tables as st
 from adapters.keras_optim import global_norm
 from adapters.keras_optim import optimizer as _optimizer
+from adapters.keras_stack import without_graph_rewrites
 from adapters.tf_import import import_tf
 from reference.seq2seq import check_params
 from reference.seq2seq_spec import Seq2SeqBatch, Seq2SeqSpec
@@ -256,23 +258,69 @@ def _loss_acc(ops: Any, logits: Any, targets: Any) -> tuple[Any, Any, Any]:
     return p, loss, ops.mean(ops.cast(hits, "float64"))
 
 
+class _RunCache:
+    """``run``'s traced functions by (spec, dtype), kept on the model (``_RUN_CACHE``): they hold the model, so a
+    module-level weak dictionary would keep it alive through its own values. Not a dict, which Keras's saving
+    would walk."""
+
+    __slots__ = ("functions",)
+
+    def __init__(self) -> None:
+        self.functions: dict[tuple, Any] = {}
+
+
+_RUN_CACHE = "_rnn_verify_run_cache"
+
+
+def _compiled(model: Any, spec: Seq2SeqSpec, dtype: str) -> Any:
+    """The model's traced forward and backward for ``spec``'s decoding and ``dtype``, made on first use and kept
+    with the model: (logits, prediction, loss, accuracy, the other outputs, gradients) from (inputs, targets)."""
+    tf, _ = import_tf()
+    cache = vars(model).get(_RUN_CACHE)
+    if cache is None:
+        cache = _RunCache()
+        object.__setattr__(model, _RUN_CACHE, cache)  # past Keras's attribute tracking: not a layer or weight
+    key = (spec, dtype)
+    if key not in cache.functions:
+        variables = list(_variables(model).values())
+        teacher = spec.decoding == "teacher"
+
+        # autograph off: the loops run over Python ints. Shapes stay static (no reduce_retracing): the cells make
+        # their zero states from the batch size, which Keras 2's shape (adapters/keras_compat.py) reads statically
+        @tf.function(autograph=False)
+        def forward_backward(x: Any, y: Any) -> tuple:
+            with tf.GradientTape() as tape:
+                res = model(x, y, teacher=teacher)
+                p, loss, acc = _loss_acc(keras_compat.ops(), res["logits"], y)
+            return p, loss, acc, res, tape.gradient(loss, variables)
+        cache.functions[key] = forward_backward
+    return cache.functions[key]
+
+
+def tracing_count(model: Any, spec: Seq2SeqSpec, dtype: str) -> int:
+    """How many times ``run`` has traced its function for this model, spec and dtype (0 before the first run)."""
+    cache = vars(model).get(_RUN_CACHE)
+    function = cache.functions.get((spec, dtype)) if cache is not None else None
+    return 0 if function is None else function.experimental_get_tracing_count()
+
+
 def run(model: Any, spec: Seq2SeqSpec, batch: Seq2SeqBatch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs, states, loss, accuracy and gradients as TensorFlow computes them (spec's decoding)."""
+    """Outputs, states, loss, accuracy and gradients as TensorFlow computes them (spec's decoding), in one
+    ``tf.function`` traced on the first run of a model, spec and dtype and kept with the model; NumPy arrays
+    become tensors once before the call, and the results NumPy arrays once after it."""
     tf, keras = import_tf()
     x = tf.constant(batch.inputs, dtype=dtype)
     y = tf.constant(batch.targets, dtype=dtype)
-    variables = _variables(model)
-    with tf.GradientTape() as tape:
-        res = model(x, y, teacher=spec.decoding == "teacher")
-        p, loss, acc = _loss_acc(keras_compat.ops(), res["logits"], y)
-    grads = tape.gradient(loss, list(variables.values()))
-    output = {"prediction": p.numpy(), "logits": res["logits"].numpy()}
+    with without_graph_rewrites():  # the ops the layers define, as eager Keras runs them (adapters/keras_stack.py)
+        p, loss, acc, res, grads = _compiled(model, spec, dtype)(x, y)
+    logits = res["logits"].numpy()
+    output = {"prediction": p.numpy(), "logits": logits}
     if spec.kind != "bidirectional":
-        output["decoded"] = np.argmax(res["logits"].numpy(), axis=-1).astype(np.float64)
+        output["decoded"] = np.argmax(logits, axis=-1).astype(np.float64)
     output.update({k: v.numpy() for k, v in res.items() if k in ("encoder", "decoder", "forward", "backward")})
     out = {"output": output, "state": {k[6:]: v.numpy() for k, v in res.items() if k.startswith("state:")},
            "loss": {"loss": loss.numpy()}, "accuracy": {"accuracy": acc.numpy()},
-           "gradient": {n: g.numpy() for n, g in zip(variables, grads)}}
+           "gradient": {n: g.numpy() for n, g in zip(_variables(model), grads)}}
     if not out["state"]:
         del out["state"]
     return out

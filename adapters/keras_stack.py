@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from dataclasses import replace
 from typing import Any, Callable, Iterator
@@ -472,9 +473,121 @@ def _targets(spec: StackSpec, batch: Batch, dtype: str) -> Any:
     return tf.constant(batch.targets, dtype="int64" if integer_targets else dtype)
 
 
+_CALL_OPTIONS: dict[tuple, Any] = {}
+
+
+@contextlib.contextmanager
+def without_graph_rewrites() -> Iterator[None]:
+    """Grappler (TensorFlow's graph optimiser) off for the ``tf.function`` calls inside, this thread's calls only:
+    the function then runs, as one graph, the very ops the model's layers define, and its forward values are
+    bit for bit those of the eager run. Measured (tests/test_keras_compiled_run.py; README, "Speed"):
+
+    * with grappler, constant folding rewrites ``x / c`` for a constant ``c`` into ``x * (1 / c)``: Keras 3's
+      hard_sigmoid, relu6(x + 3) / 6, puts a GRU's outputs 1 ulp off ``model(x)`` (tests/test_keras_stack.py,
+      test_run_computes_what_the_model_itself_computes); the arithmetic optimiser regroups the sums of a
+      tensor's gradient contributions (the attention model's gradients up to 3.6e-15 relative off the eager
+      ones), and other rewrites moved the float32 outputs of stacks with an Embedding by an ulp;
+    * without it, what still differs from the eager run is rounding in the gradients of weights used at every
+      step, which TensorFlow's while loop sums over the steps in another order (up to 3e-7 relative in float32,
+      1.5e-16 in float64, in 7 of 40 drawn stacks);
+    * speed at B=20 T=35 D=H=200, one process, grappler off over on: 0.95x to 1.05x for each of simple_rnn,
+      lstm, gru, stacked and bidirectional in both dtypes (the machine's noise).
+    """
+    import_tf()  # the first import of TensorFlow, quietly
+    # no public API sets the graph optimisations of one call: the eager context's per-thread call options
+    # (the same in TensorFlow 2.15 and 2.21) carry the ConfigProto each function is instantiated with
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+    ctx = context.context()
+    saved = ctx.function_call_options
+    key = (saved.executor_type, saved.config_proto_serialized)
+    if key not in _CALL_OPTIONS:
+        config = config_pb2.ConfigProto()
+        config.ParseFromString(saved.config_proto_serialized)
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        _CALL_OPTIONS[key] = context.FunctionCallOptions(executor_type=saved.executor_type, config_proto=config)
+    ctx.function_call_options = _CALL_OPTIONS[key]
+    try:
+        yield
+    finally:
+        ctx.function_call_options = saved
+
+
+class _Compiled:
+    """One (spec, dtype)'s traced forward and backward of a model, with the matched layers it was traced from."""
+
+    __slots__ = ("pairs", "holders", "variables", "function")
+
+    def __init__(self, pairs: list, holders: list, variables: list, function: Any) -> None:
+        self.pairs, self.holders, self.variables, self.function = pairs, holders, variables, function
+
+
+class _RunCache:
+    """``run``'s traced functions, by (spec, dtype), kept on the model itself (``_RUN_CACHE``): the functions hold
+    the model's layers, so a module-level weak dictionary would keep the model alive through its own values; on
+    the model they form a cycle that dies with it. Not a dict or list, which Keras's saving would walk."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, _Compiled] = {}
+
+
+_RUN_CACHE = "_rnn_verify_run_cache"
+
+
+def _forward_backward(spec: StackSpec, pairs: list, variables: list, x: Any, states0: dict, lengths: Any,
+                      dropout: dict, targets: Any) -> tuple:
+    """(prediction, recurrent outputs, final states, loss, accuracy, gradients of ``variables``, the inputs
+    (unless ids) and ``states0``): the body ``run`` traces."""
+    tf, _ = import_tf()
+    watched = ([] if spec.takes_ids else [x]) + list(states0.values())
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        y, outputs, finals = _call_layers(spec, pairs, x, states0, lengths, dropout, False)
+        loss, acc = _loss_and_accuracy(spec, y, targets)
+    grads = tape.gradient(loss, variables + watched)
+    grads = [tf.convert_to_tensor(g) if g is not None else None for g in grads]  # Embedding: IndexedSlices
+    return y, outputs, finals, loss, acc, grads
+
+
+def _compiled(model: Any, spec: StackSpec, dtype: str) -> _Compiled:
+    """The model's traced run for ``spec`` and ``dtype``, made on first use and kept with the model, so that a
+    second run neither traces again nor matches the layers again."""
+    tf, _ = import_tf()
+    cache = vars(model).get(_RUN_CACHE)
+    if cache is None:
+        cache = _RunCache()
+        object.__setattr__(model, _RUN_CACHE, cache)  # past Keras's attribute tracking: not a layer or weight
+    key = (spec, dtype)
+    if key not in cache.entries:
+        pairs = _match(model, spec)
+        holders = [(h, table, pre) for layer, ks in pairs for h, table, pre in _weighted(layer, ks[0])]
+        variables = [(h, table, pre, n, v) for h, table, pre in holders for n, v in keras3._by_name(h).items()]
+        body = functools.partial(_forward_backward, spec, pairs, [v for *_, v in variables])
+        # autograph off: the loops run over Python lists of layers (Keras's recurrent layers bring their own
+        # while loop); reduce_retracing: a batch of another size or length reuses one trace with unknown shapes
+        function = tf.function(body, autograph=False, reduce_retracing=True)
+        cache.entries[key] = _Compiled(pairs, holders, variables, function)
+    return cache.entries[key]
+
+
+def tracing_count(model: Any, spec: StackSpec, dtype: str) -> int:
+    """How many times ``run`` has traced its function for this model, spec and dtype (0 before the first run)."""
+    cache = vars(model).get(_RUN_CACHE)
+    entry = cache.entries.get((spec, dtype)) if cache is not None else None
+    return 0 if entry is None else entry.function.experimental_get_tracing_count()
+
+
 def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict[str, np.ndarray]]:
     """Outputs, final states, loss, accuracy and gradients as TensorFlow computes them, in the keys of
     ``reference.stack.evaluate``.
+
+    As a Keras user runs a model: forward, loss and gradients in one ``tf.function`` (traced on the first run
+    of a model, spec and dtype, kept with the model: later runs reuse it, a batch of another shape retraces
+    once with unknown batch and time sizes), without grappler's graph rewrites (``without_graph_rewrites``):
+    the ops the layers define, as eager Keras runs them. The NumPy arrays become tensors once before the call and the
+    results NumPy arrays once after it.
 
     The model's layers are called one by one, each recurrent layer with the batch's initial states.
     Keras propagates the masks itself (Masking, Embedding(mask_zero), recurrent layers); the batch's
@@ -490,28 +603,22 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     reason = supports(spec, batch.lengths is not None)
     if reason:
         raise ValueError(f"Keras cannot run {spec.name!r}: {reason}")
-    pairs = _match(model, spec)
+    compiled = _compiled(model, spec, dtype)
     stack.check_inputs(spec, batch.inputs)
     x = tf.constant(batch.inputs, dtype="int32" if spec.takes_ids else dtype)
     states0 = {n: tf.constant(v, dtype=dtype) for n, v in stack.initial_states(spec, batch).items()}
     lengths = stack.lengths_mask(batch)
     lengths = None if lengths is None else tf.constant(lengths)
-    targets = _targets(spec, batch, dtype)
-    holders = [(h, table, pre) for layer, ks in pairs for h, table, pre in _weighted(layer, ks[0])]
-    variables = [(h, table, pre, n, v) for h, table, pre in holders for n, v in keras3._by_name(h).items()]
-    watched = ([] if spec.takes_ids else [x]) + list(states0.values())
     dropout = {n: tf.constant(m, dtype=dtype) for n, m in (batch.dropout_masks or {}).items()}
-    with tf.GradientTape() as tape:
-        tape.watch(watched)
-        y, outputs, finals = _call_layers(spec, pairs, x, states0, lengths, dropout, False)
-        loss, acc = _loss_and_accuracy(spec, y, targets)
-    grads = tape.gradient(loss, [v for *_, v in variables] + watched)
-    grads = [tf.convert_to_tensor(g) if g is not None else None for g in grads]  # Embedding: IndexedSlices
+    with without_graph_rewrites():
+        y, outputs, finals, loss, acc, grads = compiled.function(x, states0, lengths, dropout,
+                                                                 _targets(spec, batch, dtype))
+    variables = compiled.variables
     by_holder: dict[int, dict[str, np.ndarray]] = {}
     for (h, _, _, n, v), g in zip(variables, grads):
         by_holder.setdefault(id(h), {})[n] = (g if g is not None else tf.zeros_like(v)).numpy()
     gradient: dict[str, np.ndarray] = {}
-    for h, table, pre in holders:
+    for h, table, pre in compiled.holders:
         gradient.update(keras3._to_canonical(table, by_holder.get(id(h), {}), pre))
     gradient = {n: gradient[n] for n in stack.param_shapes(spec)}
     rest = grads[len(variables):]
