@@ -514,12 +514,13 @@ def without_graph_rewrites() -> Iterator[None]:
 
 
 class _Compiled:
-    """One (spec, dtype)'s traced forward and backward of a model, with the matched layers it was traced from."""
+    """One (spec, dtype)'s traced forward and backward of a model, with the variables it differentiates (and the
+    layers holding them) in the order of its gradients."""
 
-    __slots__ = ("pairs", "holders", "variables", "function")
+    __slots__ = ("holders", "variables", "function")
 
-    def __init__(self, pairs: list, holders: list, variables: list, function: Any) -> None:
-        self.pairs, self.holders, self.variables, self.function = pairs, holders, variables, function
+    def __init__(self, holders: list, variables: list, function: Any) -> None:
+        self.holders, self.variables, self.function = holders, variables, function
 
 
 class _RunCache:
@@ -568,7 +569,7 @@ def _compiled(model: Any, spec: StackSpec, dtype: str) -> _Compiled:
         # autograph off: the loops run over Python lists of layers (Keras's recurrent layers bring their own
         # while loop); reduce_retracing: a batch of another size or length reuses one trace with unknown shapes
         function = tf.function(body, autograph=False, reduce_retracing=True)
-        cache.entries[key] = _Compiled(pairs, holders, variables, function)
+        cache.entries[key] = _Compiled(holders, variables, function)
     return cache.entries[key]
 
 
@@ -586,8 +587,8 @@ def run(model: Any, spec: StackSpec, batch: Batch, dtype: str) -> dict[str, dict
     As a Keras user runs a model: forward, loss and gradients in one ``tf.function`` (traced on the first run
     of a model, spec and dtype, kept with the model: later runs reuse it, a batch of another shape retraces
     once with unknown batch and time sizes), without grappler's graph rewrites (``without_graph_rewrites``):
-    the ops the layers define, as eager Keras runs them. The NumPy arrays become tensors once before the call and the
-    results NumPy arrays once after it.
+    the ops the layers define, as eager Keras runs them. The NumPy arrays become tensors once before the call
+    and the results NumPy arrays once after it.
 
     The model's layers are called one by one, each recurrent layer with the batch's initial states.
     Keras propagates the masks itself (Masking, Embedding(mask_zero), recurrent layers); the batch's
