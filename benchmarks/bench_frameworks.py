@@ -33,6 +33,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from bench_recurrent import _rounds  # the same interleaved, rotated timing rounds (this directory is on sys.path)
+
 TARGET = 1.5  # adapter time <= TARGET x the framework's own best
 MODELS = ("simple_rnn", "lstm", "gru", "stacked", "bidirectional")
 CLASSES = 10
@@ -143,19 +145,6 @@ def _contenders(framework: str, name: str, dtype: str, a: argparse.Namespace) ->
     built = adapter.build(layered, params, dtype)
     own = _keras_own if framework == "tensorflow" else _torch_own
     return {"adapter": lambda: adapter.run(built, layered, batch, dtype), "own": own(seq, batch, dtype)}
-
-
-def _rounds(calls: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
-    for fn in calls.values():
-        fn()  # warm-up: tracing, allocation
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    names = list(calls)
-    for r in range(repeat):
-        for k in names[r % len(names):] + names[:r % len(names)]:  # rotate who runs first
-            t = time.perf_counter()
-            calls[k]()
-            times[k].append(time.perf_counter() - t)
-    return times
 
 
 def _child(a: argparse.Namespace) -> None:
