@@ -294,11 +294,13 @@ def load(model: Any, tensors: dict[str, dict[str, np.ndarray]], source: str = "s
 
 
 def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: list[Group] | None = None,
-          split_bias: bool = True, variant: str = "", device: str = "cpu") -> Any:
+          split_bias: bool = True, variant: str = "", device: str = "cpu", one_bias: bool = False) -> Any:
     """A torch model holding exactly ``params`` (cast to ``dtype``). A simple RNN's or LSTM's canonical bias is
     split unequally over bias_ih and bias_hh (exactly), so that a second bias is never silently zero; ``port``
-    writes it into bias_ih and zeros, as a port usually does (``split_bias=False``). ``variant`` builds a
-    deliberately broken model for the verifier's own tests (``VARIANTS``)."""
+    writes it into bias_ih and zeros, as a port usually does (``split_bias=False``). ``one_bias``: the bias goes
+    into bias_ih and bias_hh is held at zero, frozen (``requires_grad`` False), so that the model trains one bias
+    per layer as a one-bias original (TF1, Keras) does (``summed_tensors``). ``variant`` builds a deliberately
+    broken model for the verifier's own tests (``VARIANTS``)."""
     stack.check_params(spec, params)
     check_buildable(spec.layers, "torch")
     if variant not in VARIANTS:
@@ -311,9 +313,18 @@ def build(spec: StackSpec, params: dict[str, np.ndarray], dtype: str, groups: li
     for g in model.groups:
         values: dict[str, np.ndarray] = {}
         for table, pre, fmt in _tables(spec, g):
-            values.update(tables.from_canonical(table, params, pre, fmt, split=split_bias))
+            values.update(tables.from_canonical(table, params, pre, fmt, split=split_bias and not one_bias))
         tensors[g.module] = {n: v.astype(dtype) for n, v in values.items()}
-    return load(model, tensors, f"torch model {spec.name}")
+    model = load(model, tensors, f"torch model {spec.name}")
+    if one_bias:
+        for g in model.groups:
+            owned = dict(model.owner(g).named_parameters())
+            for table, _, fmt in _tables(spec, g):
+                for entry in table:
+                    for extra in entry.framework[1:]:  # the second summand: bias_hh of a simple RNN or an LSTM
+                        if extra.format(**fmt) in owned:  # absent without biases (use_bias False)
+                            owned[extra.format(**fmt)].requires_grad_(False)
+    return model
 
 
 def canonical(spec: StackSpec, groups: list[Group], owners: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -431,10 +442,13 @@ def _inputs(spec: StackSpec, batch: Batch, dtype: str, device: Any = None) -> An
     return torch.tensor(batch.inputs, dtype=_dtype(dtype), device=device, requires_grad=True)
 
 
-def summed_tensors(spec: StackSpec) -> dict[str, int]:
+def summed_tensors(spec: StackSpec, one_bias: bool = False) -> dict[str, int]:
     """Canonical tensors torch trains as a sum of two (a simple RNN's or LSTM's bias_ih + bias_hh): each receives
-    the sum's whole gradient and is stepped by the optimiser on its own (reference/summed.py)."""
+    the sum's whole gradient and is stepped by the optimiser on its own (reference/summed.py). None for a model
+    built with ``one_bias`` (bias_hh frozen at zero)."""
     out: dict[str, int] = {}
+    if one_bias:
+        return out
     shapes = stack.param_shapes(spec)
     for layer in spec.recurrent_layers:
         for d in layer.directions:
@@ -520,7 +534,7 @@ def train(model: Any, spec: StackSpec, batches: list[Batch], lr: float, dtype: s
     (with ``clip_norm`` only)."""
     import torch
     dt, dev = _dtype(dtype), torch_nn.device_of(model)
-    params = list(model.parameters())
+    params = [p for p in model.parameters() if p.requires_grad]  # a frozen bias_hh (``one_bias``) is not stepped
     opt, clip = torch_optim.optimizer(params, optimizer, lr, hyper or {})
     losses: list[float] = []
     carried: dict[str, Any] | None = None

@@ -50,13 +50,13 @@ def _norm_rel(x: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(x - ref)) / np.max(np.abs(ref)))
 
 
-def _framework_run(framework: str, spec: StackSpec, name: str, hyper: dict, carry: bool) -> tuple:
+def _framework_run(framework: str, spec: StackSpec, name: str, hyper: dict, carry: bool, **build: bool) -> tuple:
     """The framework's weights before its first step and after each of ``STEPS`` steps, the start and the batches."""
     rng = np.random.default_rng(5)
     params = init_params(spec, rng)
     batches, _ = _data(spec, rng, STEPS, 3, 4)
     adapter = registry.get(framework, spec)
-    model = adapter.build(spec, params, "float64")
+    model = adapter.build(spec, params, "float64", **build)
     snaps = [adapter.extract(model)]
     adapter.train(model, spec, batches, LR[name], "float64", after_step=lambda i: snaps.append(adapter.extract(model)),
                   optimizer=name, hyper=hyper, carry_state=carry)
@@ -112,6 +112,24 @@ def test_torch_steps_each_of_its_two_biases() -> None:
     with_summands = _worst(FLOATS, snaps, batches, "sgd", "torch", {}, False, copies, True)
     without = _worst(FLOATS, snaps, batches, "sgd", "torch", {}, False, {}, True)
     assert with_summands <= ACCEPT < 1e-3 < without, (with_summands, without)
+
+
+def test_a_torch_port_with_one_bias_trains_as_the_one_bias_original() -> None:
+    """``one_bias`` (a port of TF1's BasicLSTMCell, or of Keras): bias_hh frozen at zero, so plain SGD steps the bias
+    as the reference's one bias does, and no longer as two summands."""
+    snaps, batches = _framework_run("torch", FLOATS, "sgd", {}, False, one_bias=True)
+    assert registry.get("torch", FLOATS).summed_tensors(FLOATS, one_bias=True) == {}
+    one = _worst(FLOATS, snaps, batches, "sgd", "torch", {}, False, {}, True)
+    as_two = _worst(FLOATS, snaps, batches, "sgd", "torch", {}, False, {"lstm/fw/bias": 2, "rnn/fw/bias": 2}, True)
+    assert one <= ACCEPT < 1e-3 < as_two, (one, as_two)
+
+
+def test_compare_trained_with_one_bias_is_equivalent_and_says_so() -> None:
+    """A setup with ``one_bias`` builds torch's port with bias_hh frozen, checks it without summands, and says so."""
+    report = compare_trained("floats", FLOATS, _setup(False, steps=5, one_bias=True), ("torch",), "float64", 0)
+    assert report.verdict == "equivalent", render.table(report)
+    assert any("bias_hh frozen at zero" in n for n in report.notes), report.notes
+    assert not any("as bias_ih + bias_hh" in n for n in report.notes), report.notes
 
 
 @pytest.mark.parametrize("framework", ["torch", "tensorflow"])

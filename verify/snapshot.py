@@ -324,7 +324,7 @@ def take_model(name: str, frameworks: tuple[str, ...], dtype: str, seed: int,
             adapter = registry.get(fw, spec)
             with stage.phase("training", fw):
                 progress(f"{fw}: training {setup.steps} steps ({dtype})")
-                model = adapter.build(spec, params, dtype)
+                model = adapter.build(spec, params, dtype, **training.build_options(setup, fw))
                 adapter.train(model, spec, batches, opt.lr, dtype, progress, optimizer=opt.name, hyper=opt.hyper,
                               **carry)
                 trained = adapter.extract(model)

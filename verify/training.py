@@ -47,7 +47,10 @@ class TrainSetup:
     unless ``compare --optimizer`` names another. ``carry_state`` (layer stacks): batch s >= 1 starts from the
     final states the model reached on batch s - 1, with no gradient across batches (truncated backpropagation
     through time, as seeds/001 and seeds/004 train); ``batches[0]``'s initial state is the first start.
-    ``init(spec, rng)``: the model's own initial weights (a tutorial's initialiser), else ``init_params``."""
+    ``init(spec, rng)``: the model's own initial weights (a tutorial's initialiser), else ``init_params``.
+    ``one_bias``: torch's port trains one bias per simple-RNN or LSTM layer (bias_ih, with bias_hh frozen at zero),
+    as a port of a one-bias original (TF1's BasicLSTMCell, Keras) must to train like it; else nn.LSTM's two
+    (``build_options``)."""
 
     steps: int
     batch_size: int
@@ -58,6 +61,12 @@ class TrainSetup:
     optimizer: str = "sgd"
     hyper: dict = field(default_factory=dict)
     init: Callable[..., dict] | None = None
+    one_bias: bool = False
+
+
+def build_options(setup: TrainSetup | None, framework: str) -> dict[str, Any]:
+    """The keywords ``framework``'s adapter builds the model's port with (its ``build``, ``summed_tensors``)."""
+    return {"one_bias": True} if setup is not None and setup.one_bias and framework == "torch" else {}
 
 
 # each framework's optimisers follow its own rules where they differ (reference/optimizers.py)
@@ -576,7 +585,8 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
 
     gates = gates_of(spec)
     adapters = {fw: registry.get(fw, spec) for fw in frameworks}
-    copies = {fw: getattr(adapters[fw], "summed_tensors", lambda spec: {})(spec) for fw in frameworks}
+    copies = {fw: getattr(adapters[fw], "summed_tensors", lambda spec, **kw: {})(spec, **build_options(setup, fw))
+              for fw in frameworks}
     for fw in frameworks:
         summed.check(opt.name, variants[fw], copies[fw], **opt.hyper)
     rng = np.random.default_rng(seed)
@@ -590,6 +600,8 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
              "optimiser: " + "; ".join(f"{fw} {optimizers.describe(opt.name, variants[fw], opt.lr, **opt.hyper)}"
                                        for fw in frameworks)]
     notes += [_summed_note(fw, copies[fw], opt.name) for fw in frameworks if copies[fw]]
+    notes += [f"{fw}: one bias per layer, as the original's: bias_hh frozen at zero (requires_grad False), the bias "
+              f"trained in bias_ih" for fw in frameworks if build_options(setup, fw).get("one_bias")]
 
     t = time.perf_counter()
     progress(f"importing {', '.join(frameworks)}")
@@ -605,7 +617,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     exact = tolerance.for_parameters(dtype)
     for fw in frameworks:
         progress(f"{fw}: building the model ({dtype}) and reading it back")
-        where = {**({"variant": variant} if variant else {}),
+        where = {**({"variant": variant} if variant else {}), **build_options(setup, fw),
                  **devices.build_kwargs(fw, "cuda" if placed[fw].on_gpu else "cpu")}
         with devices.scope(fw, placed[fw]):
             models[fw] = adapters[fw].build(spec, params, dtype, **where)

@@ -185,8 +185,10 @@ def _tutorial_models() -> dict[str, ZooModel]:
         return lambda spec, rng: setup.make_data(spec, rng, 1, setup.batch_size, setup.held_out)[1]
 
     setups = {
+        # seeds/000's BasicLSTMCell has one bias: its torch port freezes bias_hh, or plain SGD steps the bias twice
+        # as far as the tutorial's and --reproduce ends at 0.705 where the tutorial reaches 0.98 (README)
         "sum": (t.sum_spec(), TrainSetup(steps=20, batch_size=100, lr=0.01, held_out=100, make_data=t.sum_data,
-                                         init=t.sum_init)),
+                                         init=t.sum_init, one_bias=True)),
         "echo": (t.echo_spec(), TrainSetup(steps=20, batch_size=5, lr=0.3, held_out=8, make_data=t.echo_data,
                                            carry_state=True, optimizer="adagrad")),
         "binary_addition": (t.addition_spec(), TrainSetup(steps=20, batch_size=1, lr=0.4, held_out=64,
