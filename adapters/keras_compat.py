@@ -21,6 +21,32 @@ from typing import Any
 
 from adapters.tf_import import import_tf
 
+class _RunCache:
+    """``run``'s traced functions, by (spec, dtype), kept on the model itself (``run_cache``): the functions hold
+    the model's layers, so a module-level weak dictionary would keep the model alive through its own values; on
+    the model they form a cycle that dies with it. Not a dict or list, which Keras's saving would walk."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, Any] = {}
+
+
+_RUN_CACHE = "_rnn_verify_run_cache"
+
+
+def run_cache(model: Any, create: bool = True) -> dict[tuple, Any]:
+    """The adapters' traced runs kept with ``model``, by (spec, dtype); with ``create`` False, an empty dict (not
+    kept) for a model that has none yet."""
+    cache = vars(model).get(_RUN_CACHE)
+    if cache is None:
+        if not create:
+            return {}
+        cache = _RunCache()
+        object.__setattr__(model, _RUN_CACHE, cache)  # past Keras's attribute tracking: not a layer or weight
+    return cache.entries
+
+
 @functools.cache
 def major() -> int:
     """The installed Keras's major version (2 or 3)."""

@@ -258,30 +258,13 @@ def _loss_acc(ops: Any, logits: Any, targets: Any) -> tuple[Any, Any, Any]:
     return p, loss, ops.mean(ops.cast(hits, "float64"))
 
 
-class _RunCache:
-    """``run``'s traced functions by (spec, dtype), kept on the model (``_RUN_CACHE``): they hold the model, so a
-    module-level weak dictionary would keep it alive through its own values. Not a dict, which Keras's saving
-    would walk."""
-
-    __slots__ = ("functions",)
-
-    def __init__(self) -> None:
-        self.functions: dict[tuple, Any] = {}
-
-
-_RUN_CACHE = "_rnn_verify_run_cache"
-
-
 def _compiled(model: Any, spec: Seq2SeqSpec, dtype: str) -> Any:
     """The model's traced forward and backward for ``spec``'s decoding and ``dtype``, made on first use and kept
     with the model: (logits, prediction, loss, accuracy, the other outputs, gradients) from (inputs, targets)."""
     tf, _ = import_tf()
-    cache = vars(model).get(_RUN_CACHE)
-    if cache is None:
-        cache = _RunCache()
-        object.__setattr__(model, _RUN_CACHE, cache)  # past Keras's attribute tracking: not a layer or weight
+    functions = keras_compat.run_cache(model)
     key = (spec, dtype)
-    if key not in cache.functions:
+    if key not in functions:
         variables = list(_variables(model).values())
         teacher = spec.decoding == "teacher"
 
@@ -293,14 +276,13 @@ def _compiled(model: Any, spec: Seq2SeqSpec, dtype: str) -> Any:
                 res = model(x, y, teacher=teacher)
                 p, loss, acc = _loss_acc(keras_compat.ops(), res["logits"], y)
             return p, loss, acc, res, tape.gradient(loss, variables)
-        cache.functions[key] = forward_backward
-    return cache.functions[key]
+        functions[key] = forward_backward
+    return functions[key]
 
 
 def tracing_count(model: Any, spec: Seq2SeqSpec, dtype: str) -> int:
     """How many times ``run`` has traced its function for this model, spec and dtype (0 before the first run)."""
-    cache = vars(model).get(_RUN_CACHE)
-    function = cache.functions.get((spec, dtype)) if cache is not None else None
+    function = keras_compat.run_cache(model, create=False).get((spec, dtype))
     return 0 if function is None else function.experimental_get_tracing_count()
 
 

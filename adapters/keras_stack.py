@@ -523,20 +523,6 @@ class _Compiled:
         self.holders, self.variables, self.function = holders, variables, function
 
 
-class _RunCache:
-    """``run``'s traced functions, by (spec, dtype), kept on the model itself (``_RUN_CACHE``): the functions hold
-    the model's layers, so a module-level weak dictionary would keep the model alive through its own values; on
-    the model they form a cycle that dies with it. Not a dict or list, which Keras's saving would walk."""
-
-    __slots__ = ("entries",)
-
-    def __init__(self) -> None:
-        self.entries: dict[tuple, _Compiled] = {}
-
-
-_RUN_CACHE = "_rnn_verify_run_cache"
-
-
 def _forward_backward(spec: StackSpec, pairs: list, variables: list, x: Any, states0: dict, lengths: Any,
                       dropout: dict, targets: Any) -> tuple:
     """(prediction, recurrent outputs, final states, loss, accuracy, gradients of ``variables``, the inputs
@@ -556,12 +542,9 @@ def _compiled(model: Any, spec: StackSpec, dtype: str) -> _Compiled:
     """The model's traced run for ``spec`` and ``dtype``, made on first use and kept with the model, so that a
     second run neither traces again nor matches the layers again."""
     tf, _ = import_tf()
-    cache = vars(model).get(_RUN_CACHE)
-    if cache is None:
-        cache = _RunCache()
-        object.__setattr__(model, _RUN_CACHE, cache)  # past Keras's attribute tracking: not a layer or weight
+    entries = keras_compat.run_cache(model)
     key = (spec, dtype)
-    if key not in cache.entries:
+    if key not in entries:
         pairs = _match(model, spec)
         holders = [(h, table, pre) for layer, ks in pairs for h, table, pre in _weighted(layer, ks[0])]
         variables = [(h, table, pre, n, v) for h, table, pre in holders for n, v in keras3._by_name(h).items()]
@@ -569,14 +552,13 @@ def _compiled(model: Any, spec: StackSpec, dtype: str) -> _Compiled:
         # autograph off: the loops run over Python lists of layers (Keras's recurrent layers bring their own
         # while loop); reduce_retracing: a batch of another size or length reuses one trace with unknown shapes
         function = tf.function(body, autograph=False, reduce_retracing=True)
-        cache.entries[key] = _Compiled(holders, variables, function)
-    return cache.entries[key]
+        entries[key] = _Compiled(holders, variables, function)
+    return entries[key]
 
 
 def tracing_count(model: Any, spec: StackSpec, dtype: str) -> int:
     """How many times ``run`` has traced its function for this model, spec and dtype (0 before the first run)."""
-    cache = vars(model).get(_RUN_CACHE)
-    entry = cache.entries.get((spec, dtype)) if cache is not None else None
+    entry = keras_compat.run_cache(model, create=False).get((spec, dtype))
     return 0 if entry is None else entry.function.experimental_get_tracing_count()
 
 
