@@ -1,7 +1,8 @@
 """The comparison engine localises a disagreement: tensor, element, time step and gate."""
 import numpy as np
+import pytest
 
-from verify.compare import compare_tensor
+from verify.compare import compare_steps, compare_tensor
 from verify.report import Allowance
 
 TIGHT = Allowance(1e-12, 1e-12, "test", "test")
@@ -94,3 +95,34 @@ def test_elementwise_1e12_fails_the_reference_against_itself() -> None:
                                      tolerance.for_tensor(ref, "float64"), "float64"))
     worst = max(checks, key=lambda c: c.max_rel)
     assert all(c.ok and c.norm_rel < 1e-15 for c in checks) and worst.max_rel > 1e-12, checks
+
+
+def _steps_case(seed: int, shape: tuple, bad: str) -> tuple[list, list]:
+    """Weights after each of 6 steps and the reference's (float32 against float64, as training compares them),
+    with what ``bad`` names: nothing, errors at some steps, an inf, a non-zero where the reference is zero."""
+    rng = np.random.default_rng(seed)
+    refs = [rng.uniform(-1, 1, size=shape) for _ in range(6)]
+    xs = [r.astype(np.float32) for r in refs]
+    if bad in ("steps", "inf", "zero"):
+        xs[3].reshape(-1)[rng.integers(xs[3].size)] += 1e-2
+        xs[5].reshape(-1)[rng.integers(xs[5].size)] -= 2e-2
+    if bad == "inf":
+        xs[1].reshape(-1)[0] = np.inf
+    if bad == "zero":
+        refs[2].reshape(-1)[1] = 0.0
+        xs[2].reshape(-1)[1] = 1e-3
+    return xs, refs
+
+
+@pytest.mark.parametrize("shape", [(8,), (3, 8), (2, 3, 4)])
+@pytest.mark.parametrize("bad", ["none", "steps", "inf", "zero"])
+@pytest.mark.parametrize("gates", [(), ("i", "f", "g", "o")])
+def test_compare_steps_is_compare_tensor_over_the_stacked_steps(shape: tuple, bad: str, gates: tuple) -> None:
+    """One step at a time, the same check (every field) as stacking the steps and comparing along axis 0."""
+    xs, refs = _steps_case(len(shape) + len(bad), shape, bad)
+    allow = Allowance(1e-6, 1e-6, "test", "test")
+    one = compare_steps("fw", "reference", "training step", "w", xs, refs, allow, "float32", gates)
+    whole = compare_tensor("fw", "reference", "training step", "w", np.stack(xs), np.stack(refs), allow, "float32", 0,
+                           gates)
+    assert one == whole, (one, whole)
+    assert one.ok == (bad == "none"), one

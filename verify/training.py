@@ -34,7 +34,7 @@ from reference import optimizers, summed
 from reference.params import init_params
 from verify import device as devices
 from verify import tolerance
-from verify.compare import Results, compare_results, compare_tensor
+from verify.compare import Results, compare_results, compare_steps, compare_tensor
 from verify.report import Allowance, Check, Report
 
 
@@ -265,8 +265,8 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
         loss_floors.append(abs(float(low_loss) - float(loss)))
     against = f"reference {opt.label} step"
     allowed = {n: tolerance.for_optimizer_step(bounds[n], dtype, opt.name) for n in names}
-    checks = [compare_tensor(framework, against, "training step", n, np.stack(got[n]), np.stack(want[n]), allowed[n],
-                             dtype, 0, gates("training step", n))
+    checks = [compare_steps(framework, against, "training step", n, got[n], want[n], allowed[n], dtype,
+                            gates("training step", n))
               for n in names]
     ref_l = np.asarray(ref_losses)
     checks.append(compare_tensor(framework, against, "training step", "loss", losses, ref_l,
