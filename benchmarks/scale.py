@@ -4,8 +4,9 @@ For each case it prints, each measured in a new process:
 - the whole verification (``compare`` of every framework against the reference: build, run, read back, the
   float64 reference, its float32 noise floor, every check): wall time, peak resident memory and the verdict;
 - one forward and backward of each side alone on the same batch (the reference in float64 and in float32, torch
-  and Keras in float32): wall time and the peak memory it added to its process (ru_maxrss after minus the
-  resident size before, imports and data already in place), and the reference's peak over torch's.
+  and Keras in float32): the wall time of a second run, and the peak memory of both runs over the resident size
+  before them (VmHWM reset, imports and data already in place; what a library keeps from the first run for the
+  second counts, as in bench_recurrent.py --memory), and the reference's peak over torch's.
 
     python benchmarks/scale.py [--case lstm|lm|all] [--batch B]
 """
@@ -50,10 +51,11 @@ def _spec_and_batch(case: str, batch: int | None) -> tuple:
     return spec, params, Batch(x, targets, states)
 
 
-def _rss_kb() -> int:
+def _status_kb(field: str) -> int:
+    """A /proc/self/status figure in KB (VmRSS: resident now; VmHWM: peak resident since the last reset)."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -72,14 +74,17 @@ def side(case: str, which: str, batch: int | None) -> dict:
         from adapters import registry
         adapter = registry.get(which, spec)
         model = adapter.build(spec, params, "float32")
-        adapter.run(model, spec, data, "float32")  # warm-up: graph tracing, allocator pools
         run = lambda: adapter.run(model, spec, data, "float32")  # noqa: E731
-    before = _rss_kb()
+    import gc
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # resets the peak resident set (VmHWM) to the current one
+    before = _status_kb("VmRSS")
+    run()  # warm-up (graph tracing, allocator pools): its memory counts, its time does not
     t = time.perf_counter()
     run()
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
-    return {"side": which, "seconds": seconds, "peak_added_mb": max(peak - before, 0) / 1024}
+    return {"side": which, "seconds": seconds, "peak_added_mb": max(_status_kb("VmHWM") - before, 0) / 1024}
 
 
 def verification(case: str, batch: int | None) -> dict:

@@ -6,7 +6,15 @@ import numpy as np
 
 def forward(params: dict, x: np.ndarray) -> np.ndarray:
     """x (..., in) -> (..., out)."""
-    return x @ params["kernel"] + params["bias"]
+    return add_bias(x @ params["kernel"], params["bias"])
+
+
+def add_bias(y: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``y + bias``, into ``y`` where that keeps its dtype (with a large vocabulary, y is a model's largest array)."""
+    if np.result_type(y, bias) != y.dtype:  # a wider bias widens y, as ``x @ kernel + bias`` does
+        return y + bias
+    y += bias
+    return y
 
 
 def backward(params: dict, x: np.ndarray, dy: np.ndarray) -> tuple[dict, np.ndarray]:

@@ -31,19 +31,25 @@ def mse(y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def softmax_ce(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # one array of z's size besides z: exp(z - max) becomes the softmax, then dL/dz, in place (a 10,000-word
+    # vocabulary makes each such array the largest of the model); the same operations as ``softmax``, bit for bit
     zmax = z.max(axis=-1, keepdims=True)
-    lse = np.log(np.exp(z - zmax).sum(axis=-1)) + zmax[..., 0]  # (...,)
+    dz = np.subtract(z, zmax)
+    np.exp(dz, out=dz)
+    total = dz.sum(axis=-1, keepdims=True)
+    lse = np.log(total[..., 0]) + zmax[..., 0]  # (...,)
     picked = np.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
-    n = labels.size
-    dz = softmax(z)
+    dz /= total  # the softmax
     np.put_along_axis(dz, labels[..., None], np.take_along_axis(dz, labels[..., None], axis=-1) - 1.0, axis=-1)
-    return np.mean(lse - picked), dz / n
+    dz /= labels.size
+    return np.mean(lse - picked), dz
 
 
 def softmax_ce_steps(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     steps = labels.shape[1] if labels.ndim > 1 else 1
     loss, dz = softmax_ce(z, labels)
-    return loss * steps, dz * steps
+    dz *= steps
+    return loss * steps, dz
 
 
 def clipped_log_ce(z: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from reference import losses, metrics, recurrent
+from reference import dense, losses, metrics, recurrent
 from reference.activations import activation
 from reference.checks import check_layout
 from reference.layers import WEIGHTED, Dense, Dropout, Embedding, Masking, Recurrent
@@ -356,6 +356,8 @@ def _dense_backward(layer: Dense, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dL/d(pre-activation) from dL/dy, through the activation written in terms of its output."""
     if layer.activation == "softmax":
         return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
+    if layer.activation == "linear":  # dy itself, not dy * ones: with a large vocabulary two arrays of the largest size
+        return dy
     return dy * activation(layer.activation)[1](y)
 
 
@@ -401,7 +403,7 @@ def forward(spec: StackSpec, params: dict, batch: Batch) -> tuple[Results, dict]
         elif isinstance(layer, Dense):
             z = seq @ params[f"{layer.name}/kernel"]
             if layer.use_bias:
-                z = z + params[f"{layer.name}/bias"]
+                z = dense.add_bias(z, params[f"{layer.name}/bias"])
             cache, seq = seq, dense_activation(layer.activation, z)
             cache = (cache, seq)
         else:
