@@ -32,6 +32,17 @@ def test_verdict_is_the_worst_outcome() -> None:
     assert lines[-1].startswith("verdict: mismatch (1 equivalent, 1 mismatch, 1 could not complete; 3 models)"), text
 
 
+def test_the_line_shows_single_sides_worst_and_pairs_apart() -> None:
+    """A pair's share (by construction near 1 in trained pairs) does not stand as the model's worst: the line gives
+    the worst check of a single side, and the pairs' largest share after it."""
+    import dataclasses
+    single = _report("a", True).checks[0]
+    pair = dataclasses.replace(single, framework="tensorflow~torch", against="torch", name="trained", used=0.97)
+    report = dataclasses.replace(_report("a", True), checks=(single, pair))
+    text = every_model.line(every_model.Outcome("a", 1.0, report), 5)
+    assert "worst used 0.1 (torch output prediction), pairs 0.97" in text, text
+
+
 @pytest.mark.parametrize("extra", [["--model", "rnn"], ["--optimizer", "adam"], ["--table"], ["--html", "x.html"],
                                    ["--frameworks", "jax"]])
 def test_usage_errors_exit_2(extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -58,9 +58,15 @@ def line(outcome: Outcome, width: int) -> str:
     if outcome.report is None:
         return f"{head}  {outcome.error}  {outcome.seconds:.1f}s"
     r = outcome.report
-    worst = max(r.checks, key=lambda c: c.used)
+    # a trained pair's allowance holds the distance between the reference's results on the two sides' weights, which
+    # it uses by construction (README, "Tolerance policy"): its share is shown apart from the checks of single sides
+    single = [c for c in r.checks if "~" not in c.framework] or list(r.checks)
+    worst = max(single, key=lambda c: c.used)
     text = (f"{head}  {len(r.checks)} checks, {len(r.failures)} failed; worst used {worst.used:.3g} "
             f"({worst.framework} {worst.quantity} {worst.name})")
+    pairs = [c.used for c in r.checks if "~" in c.framework]
+    if pairs and len(single) < len(r.checks):
+        text += f", pairs {max(pairs):.3g}"
     if r.failures:
         c = r.failures[0]
         step = f" step {c.first_bad_step}" if c.first_bad_step is not None else ""
