@@ -56,7 +56,7 @@ def reference_and_allowances(spec: SequenceSpec, params: dict, batch: Batch, dty
     ref = family.evaluate(spec, params, batch64)
     floor = noise.floors(spec, params, batch64, dtype, ref) if dtype != "float64" else {}
     allow: dict[tuple[str, str], Allowance] = {}
-    gradient_scale = max((float(np.max(np.abs(v))) for v in ref.get("gradient", {}).values() if v.size), default=None)
+    gradient_scale = tolerance.gradient_scale(ref.get("gradient", {}))
     for quantity, tensors in ref.items():
         for name, value in tensors.items():
             if quantity == "accuracy":

@@ -190,6 +190,12 @@ def for_precision(ref: np.ndarray, dtype: str, precision: str, floor: float = 0.
                      RULES[precision])
 
 
+def gradient_scale(gradients: dict[str, np.ndarray]) -> float | None:
+    """The scale of every gradient's allowance: the largest |value| over all of the model's gradient tensors (the
+    module docstring, "Gradients"); None without gradients."""
+    return max((float(np.max(np.abs(v))) for v in gradients.values() if np.size(v)), default=None)
+
+
 def for_tensor(ref: np.ndarray, dtype: str, floor: float = 0.0, scale: float | None = None,
                precision: str | None = None) -> Allowance:
     """Allowance for one tensor against the float64 reference; ``floor`` is the measured noise floor.

@@ -414,11 +414,12 @@ def held_out_reference(spec: Any, trained: dict, test: Any, decoded: np.ndarray 
     if dtype != "float64":
         low = family.evaluate(spec, _cast(trained, dtype), path64.astype(np.dtype(dtype)))
     allow: dict[tuple[str, str], Allowance] = {}
+    scales = {"gradient": tolerance.gradient_scale(ref.get("gradient", {}))}  # as compare's (engine.py)
     for q, tensors in ref.items():
         for n, v in tensors.items():
             if q != "accuracy" and n != "decoded":
                 allow[(q, n)] = tolerance.for_tensor(v, dtype, _floor(None if low is None else low[q][n], v),
-                                                     precision=precision)
+                                                     scales.get(q), precision)
     allow[("accuracy", "accuracy")] = tolerance.for_accuracy(
         family.decision_margins(spec, ref, path64), allow[("output", "prediction")],
         float(np.max(np.abs(ref["output"]["prediction"]))))
@@ -427,12 +428,13 @@ def held_out_reference(spec: Any, trained: dict, test: Any, decoded: np.ndarray 
         t_ref = family.evaluate(spec, trained, test64, "teacher")
         t_low = family.evaluate(spec, _cast(trained, dtype), test64.astype(np.dtype(dtype)), "teacher") \
             if dtype != "float64" else None
+        t_scale = tolerance.gradient_scale(t_ref["gradient"])
         for q in ("loss", "gradient"):
             tq = f"teacher-forced {q}"
             ref[tq] = t_ref[q]
             for n, v in t_ref[q].items():
                 allow[(tq, n)] = tolerance.for_tensor(v, dtype, _floor(None if t_low is None else t_low[q][n], v),
-                                                      precision=precision)
+                                                      t_scale if q == "gradient" else None, precision)
     return ref, allow
 
 
