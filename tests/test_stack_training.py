@@ -256,3 +256,13 @@ def test_held_out_gradients_share_the_models_gradient_scale(dtype: str) -> None:
     for n in ref["gradient"]:
         assert allow[("gradient", n)].atol >= tolerance.ULP_FACTOR[dtype] * tolerance.EPS[dtype] * scale, \
             (n, allow[("gradient", n)])
+
+
+def test_a_diverged_training_is_said_in_a_note() -> None:
+    """A loss that grows a thousandfold (or stops being finite) is named, with what it means for the held-out
+    checks; an ordinary training is not."""
+    from verify.training import divergence_note
+    assert divergence_note("torch", np.array([2.0, 1.5, 1.2])) is None
+    note = divergence_note("torch", np.array([2.0, 50.0, 3e16]))
+    assert note is not None and "torch: training diverged" in note and "3e+16" in note, note
+    assert divergence_note("torch", np.array([2.0, np.inf])) is not None

@@ -289,6 +289,23 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
     return checks, gap, norm_errors
 
 
+DIVERGED = 1e3  # a training loss this many times its first value (or not finite) is called diverged
+
+
+def divergence_note(framework: str, losses: np.ndarray) -> str | None:
+    """A note when the framework's training loss exploded: its trained weights may make the held-out results
+    ill-conditioned (README, "Known false alarms under --optimizer in float64"), so a mismatch there is read with
+    the per-step checks, which are taken before anything could amplify."""
+    losses = np.asarray(losses, np.float64)
+    if losses.size < 2:
+        return None
+    first, last = abs(float(losses[0])), float(np.max(np.abs(losses)))
+    if np.all(np.isfinite(losses)) and last <= DIVERGED * max(first, np.finfo(np.float64).tiny):
+        return None
+    return (f"{framework}: training diverged (loss {first:.3g} at step 0, up to {last:.3g}): results on the trained "
+            f"weights may be ill-conditioned; a port bug shows in the per-step checks first")
+
+
 def _share(x: np.ndarray, ref: np.ndarray, allowance: Allowance) -> float:
     """The largest share of ``allowance`` any element of ``x`` uses (inf where the allowance is zero and used)."""
     diff = np.abs(np.asarray(x, np.float64) - ref)
@@ -664,6 +681,9 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
         del snaps[:]
         checks += steps
         notes.append(gap_note(fw, gap))
+        diverged = divergence_note(fw, fw_losses[fw])
+        if diverged:
+            notes.append(diverged)
         bad = [c for c in steps if not c.ok and c.first_bad_step is not None]
         if bad:
             first = min(c.first_bad_step for c in bad)
