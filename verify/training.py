@@ -133,13 +133,16 @@ def _clip_signs(seed: int, member: int, steps: int) -> np.ndarray:
 
 
 def _retrain(family: Any, spec: Any, start: dict, batches: list, opt: Optimizer, variant: str, kw: dict[str, Any],
-             norm_errors: list[float] | None = None, signs: np.ndarray | None = None
+             norm_errors: list[float] | None = None, signs: np.ndarray | None = None,
+             step_devs: list[dict[str, float]] | None = None, rng: np.random.Generator | None = None
              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The reference's run of ``opt`` from ``start`` in its dtype (``family.optimizer_train``). With ``norm_errors``,
     step s clips as if its global norm were ``signs[s] * norm_errors[s]`` off, relatively: at ``clip_norm / (1 +
     signs[s] * norm_errors[s])``, which scales the coefficient clip / norm as that norm error would and moves the
-    decision whether to clip with it (tolerance.py: "Clipping, end to end")."""
-    if norm_errors is None:
+    decision whether to clip with it (tolerance.py: "Clipping, end to end"). With ``step_devs``, every weight after
+    step s moves by ``step_devs[s]`` of its tensor, a random sign per element (``rng``): the framework's measured
+    deviation from the reference's step there (``_step_checks``)."""
+    if norm_errors is None and step_devs is None:
         return family.optimizer_train(spec, start, batches, opt.lr, opt.name, variant, opt.hyper, **kw)
     carry, copies = kw.get("carry_state", False), kw.get("copies", {})
     clip_norm = optimizers.resolve(opt.name, variant, **opt.hyper)["clip_norm"]
@@ -149,15 +152,20 @@ def _retrain(family: Any, spec: Any, start: dict, batches: list, opt: Optimizer,
     for s, batch in enumerate(batches):
         loss, grads, finals = _step_gradients(family, spec, p, batch, carried, carry)
         carried = finals if carry else None
-        hyper = {**opt.hyper, "clip_norm": clip_norm / (1.0 + float(signs[s]) * norm_errors[s])}
+        hyper = opt.hyper if norm_errors is None else \
+            {**opt.hyper, "clip_norm": clip_norm / (1.0 + float(signs[s]) * norm_errors[s])}
         p, state = summed.step(opt.name, p, grads, state, opt.lr, variant, copies, **hyper)
+        if step_devs is not None:
+            p = {n: v + rng.choice([-1.0, 1.0], size=v.shape).astype(v.dtype) * v.dtype.type(step_devs[s].get(n, 0.0))
+                 for n, v in p.items()}
         losses.append(loss)
     return p, np.asarray(losses)
 
 
 def _ensemble_floor(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer, variant: str, dtype: str,
                     seed: int, ref_params: dict, ref_losses: np.ndarray, kw: dict[str, Any],
-                    norm_errors: list[float] | None = None) -> tuple[dict[str, float], float]:
+                    norm_errors: list[float] | None = None, step_devs: list[dict[str, float]] | None = None
+                    ) -> tuple[dict[str, float], float]:
     """The end-of-training floor: how far ``tolerance.ENSEMBLE`` reference retrains in ``dtype``, each from a
     start moved by one ulp, land from the float64 trajectory (the widest member, per tensor). ``kw``: carried state
     and summed tensors, as the float64 run had them. ``norm_errors``: the framework's relative clip-norm error at
@@ -168,7 +176,7 @@ def _ensemble_floor(family: Any, spec: Any, params: dict, batches64: list, opt: 
     for member in range(tolerance.ENSEMBLE):
         signs = None if norm_errors is None else _clip_signs(seed, member, len(low))
         trained, losses = _retrain(family, spec, _ulp_moved(_cast(params, dtype), seed, member), low, opt, variant,
-                                   kw, norm_errors, signs)
+                                   kw, norm_errors, signs, step_devs, np.random.default_rng([seed, member, 2**32 - 3]))
         for n, v in ref_params.items():
             floors[n] = max(floors[n], _floor(trained[n], v))
         loss_floor = max(loss_floor, _floor(losses, ref_losses))
@@ -199,7 +207,8 @@ def _f64(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], losses: np.ndarray,
                  batches64: list, opt: Optimizer, variant: str, dtype: str, gates: Callable, carry: bool = False,
                  copies: dict[str, int] | None = None, clip_norms: list[float] | None = None,
-                 precision: str | None = None) -> tuple[list[Check], list[float], list[float] | None]:
+                 precision: str | None = None, step_devs: list[dict[str, float]] | None = None
+                 ) -> tuple[list[Check], list[float], list[float] | None]:
     """Every optimiser step of one framework, checked where it is decided: the reference takes the step from the
     framework's own weights before it (``snapshots[s]``), with its own optimiser state updated at every step by its
     gradient at those weights (so it follows the framework's state up to rounding), and is compared with the
@@ -214,7 +223,9 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
     reference's gradients there (one check, "clip norm"); its relative error at each step, within that check's
     allowance, is returned for the end-of-training floor (None without norms).
     ``precision``: what the framework's kernels round at where coarser than ``dtype`` (TF32 on a GPU): the gradient
-    rule and the losses' rule at it (the update and the stored weight are elementwise, in ``dtype``)."""
+    rule and the losses' rule at it (the update and the stored weight are elementwise, in ``dtype``).
+    ``step_devs``, when given, receives per step the framework's largest deviation from the reference's step, per
+    tensor, as far as that step's allowance admits it (the end-of-training floor injects it: ``_retrain``)."""
     names = list(snapshots[0])
     copies = copies or {}
     got: dict[str, list] = {n: [] for n in names}
@@ -261,6 +272,12 @@ def _step_checks(framework: str, family: Any, spec: Any, snapshots: list[dict], 
             bounds[n].append(bound[n])
             got[n].append(snapshots[s + 1][n])
             want[n].append(after[n])
+        if step_devs is not None:
+            rtol = tolerance.for_optimizer_step([0.0], dtype, opt.name).rtol
+            step_devs.append({n: min(float(np.max(np.abs(np.asarray(snapshots[s + 1][n], np.float64) - after[n]),
+                                                  initial=0.0)),
+                                     bound[n] + rtol * float(np.max(np.abs(after[n]), initial=0.0)))
+                              for n in names})
         ref_losses.append(float(loss))
         loss_floors.append(abs(float(low_loss) - float(loss)))
     against = f"reference {opt.label} step"
@@ -497,7 +514,8 @@ class _Side:
 def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: Optimizer,
                     plans: dict[str, tuple[str, dict[str, int]]], dtype: str, seed: int, carry: bool,
                     norm_errors: dict[str, list[float] | None] | None = None,
-                    precisions: dict[str, str] | None = None) -> dict[str, _ReferenceRun]:
+                    precisions: dict[str, str] | None = None,
+                    step_devs: dict[str, list | None] | None = None) -> dict[str, _ReferenceRun]:
     """Per framework, by its plan (optimiser variant, summed tensors): the reference's float64 run and its ensemble
     floor, with the framework's measured clip-norm errors (``norm_errors``, None where it reported no norms)
     injected into the ensemble. Plans whose float64 runs agree bit for bit (plain SGD at a float32-exact learning
@@ -506,6 +524,7 @@ def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: 
     ``dtype`` (its end-of-training allowances scale with it; a run is shared only at the same precision)."""
     errors = norm_errors or {}
     precisions = precisions or {}
+    devs = step_devs or {}
     runs: dict[str, _ReferenceRun] = {}
     for fw, (variant, copies) in plans.items():
         kw = _train_kwargs(carry, copies)
@@ -514,12 +533,13 @@ def _reference_runs(family: Any, spec: Any, params: dict, batches64: list, opt: 
         same = next((f for f, r in runs.items() if np.array_equal(r.losses, ref_losses)
                      and all(np.array_equal(r.params[n], v) for n, v in ref_params.items())), None)
         if same is not None:
-            if errors.get(same) == errors.get(fw) and precisions.get(same) == precisions.get(fw):
+            if errors.get(same) == errors.get(fw) and precisions.get(same) == precisions.get(fw) \
+                    and devs.get(same) is None and devs.get(fw) is None:
                 runs[fw] = runs[same]
                 continue
             ref_params, ref_losses = runs[same].params, runs[same].losses
         floors, loss_floor = _ensemble_floor(family, spec, params, batches64, opt, variant, dtype, seed, ref_params,
-                                             ref_losses, kw, errors.get(fw))
+                                             ref_losses, kw, errors.get(fw), devs.get(fw))
         allow_trained = {n: tolerance.for_trained(v, dtype, floors[n], precisions.get(fw))
                          for n, v in ref_params.items()}
         allow_trained["training"] = tolerance.for_trained(ref_losses, dtype, loss_floor, precisions.get(fw))
@@ -657,6 +677,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     clipping = optimizers.resolve(opt.name, "torch", **opt.hyper)["clip_norm"] is not None
     fw_losses, clip_norms = {}, {}
     norm_errors: dict[str, list[float] | None] = {}
+    step_devs: dict[str, list | None] = {}
     timings["checking steps"] = 0.0
     for fw in frameworks:
         t1 = time.perf_counter()
@@ -675,9 +696,13 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
         timings[f"training: {fw}"] = time.perf_counter() - t1
         t1 = time.perf_counter()
         progress(f"{fw}: checking each of its {n_steps} training steps from its own weights")
+        # float64: the ensemble's members round as the reference does, step for step, so the framework's own
+        # per-step rounding (which an adaptive optimiser can amplify) is injected into them; in float32 each member's
+        # own float32 arithmetic supplies it
+        step_devs[fw] = [] if dtype == "float64" else None
         steps, gap, norm_errors[fw] = _step_checks(fw, family, spec, snaps, fw_losses[fw], batches64, opt,
                                                    variants[fw], dtype, gates, carry, copies[fw], clip_norms[fw],
-                                                   precisions[fw])
+                                                   precisions[fw], step_devs[fw])
         del snaps[:]
         checks += steps
         notes.append(gap_note(fw, gap))
@@ -698,7 +723,7 @@ def compare_trained(name: str, spec: Any, setup: TrainSetup, frameworks: tuple[s
     progress(f"reference: {n_steps} {what} steps in float64 per optimiser variant, and {tolerance.ENSEMBLE} retrains "
              f"in {dtype} from starts moved by one ulp (the end-of-training floor)")
     runs = _reference_runs(family, spec, params, batches64, opt, {fw: (variants[fw], copies[fw]) for fw in frameworks},
-                           dtype, seed, carry, norm_errors, precisions)
+                           dtype, seed, carry, norm_errors, precisions, step_devs)
     runs_notes = [_clip_note(fw, errors, opt.hyper) for fw, errors in norm_errors.items() if errors is not None]
     if len({id(r.params) for r in runs.values()}) > 1:
         plans = ", ".join(f"{fw} {v}" + (" with summed biases" if copies[fw] else "") for fw, v in variants.items())
