@@ -266,3 +266,24 @@ def test_a_diverged_training_is_said_in_a_note() -> None:
     note = divergence_note("torch", np.array([2.0, 50.0, 3e16]))
     assert note is not None and "torch: training diverged" in note and "3e+16" in note, note
     assert divergence_note("torch", np.array([2.0, np.inf])) is not None
+
+
+def test_float64_floor_takes_the_frameworks_per_step_deviation() -> None:
+    """In float64 the ensemble's members round as the reference does, step for step; each also takes the
+    framework's measured deviation after every step (random sign per element), so the floor is at least the last
+    step's deviation, and without deviations it is the members' one-ulp starts alone."""
+    from verify import tolerance
+    from verify.training import Optimizer, _ensemble_floor, _train_kwargs
+    rng = np.random.default_rng(7)
+    params = init_params(FLOATS, rng)
+    batches, _ = _data(FLOATS, rng, 4, 3, 4)
+    opt = Optimizer("adagrad", 0.1, {})
+    ref, losses = stack_training.optimizer_train(FLOATS, params, batches, 0.1, "adagrad", "torch", {})
+    kw = _train_kwargs(False, {})
+    plain, _ = _ensemble_floor(stack_training, FLOATS, params, batches, opt, "torch", "float64", 0, ref, losses, kw)
+    devs = [{n: 1e-9 for n in params} for _ in batches]
+    moved, _ = _ensemble_floor(stack_training, FLOATS, params, batches, opt, "torch", "float64", 0, ref, losses, kw,
+                               step_devs=devs)
+    assert tolerance.ENSEMBLE > 1
+    for n in params:
+        assert plain[n] < 1e-12 and moved[n] >= 1e-9 * (1 - 1e-6), (n, plain[n], moved[n])

@@ -59,7 +59,13 @@ order of operations, so it may differ by rounding, and by nothing else.
   weights after 60 steps), and one sample of a chaotic process is not a floor. So an ensemble of
   ``ENSEMBLE`` reference retrains runs in the framework's dtype from starts moved by one ulp each
   (random sign, seeded); the floor is the largest distance of any member from the float64
-  trajectory. Allowed: the tensor rule of their dtype, with atol at least 8 x that floor.
+  trajectory. Allowed: the tensor rule of their dtype, with atol at least 8 x that floor. In float64 a member
+  rounds as the reference does, step for step, so only its start differs; a framework's float64 kernels round
+  each step in their own order, and an adaptive optimiser can amplify that at one step (Adagrad where the
+  accumulator is near zero: ``sum``, 20 steps, torch ended 7.5 x the floor of ulp-moved starts while every step
+  was within its allowance). So in float64 each member's weights after step s also move by the framework's
+  measured deviation from the reference's step s (its largest over each tensor, capped at that step's
+  allowance), a random sign per element; in float32 each member's own float32 rounding plays that part.
 * Clipping by the global norm (``clip_norm``): a framework reports the global norm it clipped by at each step
   (torch: clip_grad_norm_'s return value; Keras: its ``global_norm`` on the same gradients), checked against the
   float64 norm of the reference's gradients at the framework's weights before that step (one check over the
