@@ -108,6 +108,9 @@ def _steps_case(seed: int, shape: tuple, bad: str) -> tuple[list, list]:
         xs[5].reshape(-1)[rng.integers(xs[5].size)] -= 2e-2
     if bad == "inf":
         xs[1].reshape(-1)[0] = np.inf
+    if bad == "tie":  # the same largest error at steps 2 and 4: the first is the one named
+        xs[2].reshape(-1)[0] += 1e-2
+        refs[4], xs[4] = refs[2].copy(), xs[2].copy()
     if bad == "zero":
         refs[2].reshape(-1)[1] = 0.0
         xs[2].reshape(-1)[1] = 1e-3
@@ -115,7 +118,7 @@ def _steps_case(seed: int, shape: tuple, bad: str) -> tuple[list, list]:
 
 
 @pytest.mark.parametrize("shape", [(8,), (3, 8), (2, 3, 4)])
-@pytest.mark.parametrize("bad", ["none", "steps", "inf", "zero"])
+@pytest.mark.parametrize("bad", ["none", "steps", "inf", "zero", "tie"])
 @pytest.mark.parametrize("gates", [(), ("i", "f", "g", "o")])
 def test_compare_steps_is_compare_tensor_over_the_stacked_steps(shape: tuple, bad: str, gates: tuple) -> None:
     """One step at a time, the same check (every field) as stacking the steps and comparing along axis 0."""
@@ -126,3 +129,5 @@ def test_compare_steps_is_compare_tensor_over_the_stacked_steps(shape: tuple, ba
                            gates)
     assert one == whole, (one, whole)
     assert one.ok == (bad == "none"), one
+    if bad == "tie":
+        assert one.where[0] == 2, one

@@ -266,6 +266,7 @@ def test_a_diverged_training_is_said_in_a_note() -> None:
     note = divergence_note("torch", np.array([2.0, 50.0, 3e16]))
     assert note is not None and "torch: training diverged" in note and "3e+16" in note, note
     assert divergence_note("torch", np.array([2.0, np.inf])) is not None
+    assert divergence_note("torch", np.array([2.0, np.nan])) is not None
 
 
 def test_float64_floor_takes_the_frameworks_per_step_deviation() -> None:
